@@ -1,0 +1,153 @@
+package vm
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"syscall"
+	"time"
+)
+
+// initEnvVar carries the VM init's configuration (JSON) from Create to the re-executed binary. Its
+// presence is what turns any binary that links this package into a VM init (see init below).
+const initEnvVar = "LOCALBOSH_VM_INIT"
+
+// initConfig is what the VM init needs; paths are host paths.
+type initConfig struct {
+	Hostname string `json:"hostname"`
+	DataDir  string `json:"data_dir"`
+	DiskDir  string `json:"disk_dir,omitempty"`
+	RunSize  string `json:"run_size"`
+	Monit    string `json:"monit"`
+}
+
+// hookPath is the PATH the BOSH agent gives hook scripts; monit and everything it starts get it too.
+const hookPath = "PATH=/usr/sbin:/usr/bin:/sbin:/bin"
+
+// init turns this process into a VM init when Create re-executed the binary for that purpose. It runs
+// before main (and before a test binary's TestMain), so the director binary needs no hidden subcommand.
+func init() {
+	raw, ok := os.LookupEnv(initEnvVar)
+	if !ok {
+		return
+	}
+	os.Exit(vmInit(raw))
+}
+
+// vmInit is PID 1 of a VM. It runs inside the VM's network namespace and in fresh mount, PID and UTS
+// namespaces (created by unshare). It mounts the VM's /var/vcap, starts monit in the foreground, restarts
+// monit when it dies (as runsv does on a stemcell), and reaps every orphan. It never returns on success:
+// the director ends a VM by SIGKILLing it, which makes the kernel kill everything in the PID namespace.
+func vmInit(raw string) int {
+	_ = os.Unsetenv(initEnvVar) // nothing started below must think it is an init
+	logf := func(format string, args ...any) {
+		fmt.Fprintf(os.Stderr, "%s vm-init: %s\n", time.Now().UTC().Format(time.RFC3339), fmt.Sprintf(format, args...))
+	}
+	var cfg initConfig
+	if err := json.Unmarshal([]byte(raw), &cfg); err != nil {
+		logf("bad configuration: %v", err)
+		return 2
+	}
+	if os.Getpid() != 1 {
+		logf("must run as PID 1 of a new PID namespace, running as %d", os.Getpid())
+		return 2
+	}
+	// PID 1 only receives signals it handles; ignoring them keeps a stray SIGTERM from ending the VM.
+	signal.Ignore(syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP, syscall.SIGQUIT, syscall.SIGPIPE)
+	if err := setupVM(cfg); err != nil {
+		logf("setting up the VM: %v", err)
+		return 1
+	}
+	logf("VM %s up: /var/vcap from %s, store from %q", cfg.Hostname, cfg.DataDir, cfg.DiskDir)
+	superviseMonit(cfg.Monit, logf)
+	return 0
+}
+
+// setupVM mounts the VM's directories; the mount namespace is private, so the host sees none of it.
+func setupVM(cfg initConfig) error {
+	if cfg.Hostname != "" {
+		if err := syscall.Sethostname([]byte(cfg.Hostname)); err != nil {
+			return fmt.Errorf("setting hostname: %w", err)
+		}
+	}
+	// Belt and braces: unshare --propagation private already did this.
+	if err := syscall.Mount("", "/", "", syscall.MS_REC|syscall.MS_PRIVATE, ""); err != nil {
+		return fmt.Errorf("making / private: %w", err)
+	}
+	if err := os.MkdirAll(VcapRoot, 0o755); err != nil {
+		return err
+	}
+	if err := syscall.Mount(cfg.DataDir, VcapRoot, "", syscall.MS_BIND|syscall.MS_REC, ""); err != nil {
+		return fmt.Errorf("bind-mounting %s on %s: %w", cfg.DataDir, VcapRoot, err)
+	}
+	if cfg.DiskDir != "" {
+		store := filepath.Join(VcapRoot, "store")
+		if err := syscall.Mount(cfg.DiskDir, store, "", syscall.MS_BIND|syscall.MS_REC, ""); err != nil {
+			return fmt.Errorf("bind-mounting persistent disk %s on %s: %w", cfg.DiskDir, store, err)
+		}
+	}
+	run := filepath.Join(VcapRoot, "data", "sys", "run")
+	opts := "mode=0755,size=" + cfg.RunSize
+	if err := syscall.Mount("tmpfs", run, "tmpfs", syscall.MS_NOSUID|syscall.MS_NODEV, opts); err != nil {
+		return fmt.Errorf("mounting tmpfs on %s: %w", run, err)
+	}
+	return nil
+}
+
+// superviseMonit runs monit in the foreground, restarts it whenever it exits and reaps all other children
+// (processes monit started are re-parented to PID 1 once their ctl script exits).
+func superviseMonit(monitBinary string, logf func(string, ...any)) {
+	monitPID := 0
+	start := func() {
+		cmd := exec.Command(monitBinary, "-I", "-c", MonitRC)
+		cmd.Env = []string{hookPath, "LANG=C", "HOME=/root"}
+		cmd.Dir = "/"
+		cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+		cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+		if err := cmd.Start(); err != nil {
+			logf("starting monit: %v", err)
+			monitPID = 0
+			return
+		}
+		monitPID = cmd.Process.Pid
+		logf("monit started as pid %d", monitPID)
+	}
+	start()
+	lastStart := time.Now()
+	for {
+		var ws syscall.WaitStatus
+		pid, err := syscall.Wait4(-1, &ws, 0, nil)
+		switch {
+		case errors.Is(err, syscall.EINTR):
+			continue
+		case errors.Is(err, syscall.ECHILD):
+			// No children at all: monit could not be started. Try again shortly.
+			time.Sleep(time.Second)
+		case err != nil:
+			logf("wait: %v", err)
+			time.Sleep(time.Second)
+			continue
+		case pid != monitPID:
+			continue
+		default:
+			logf("monit (pid %d) exited: %v", pid, describeWait(ws))
+		}
+		// Do not spin when monit cannot run (bad monitrc): at most one start per second.
+		if d := time.Since(lastStart); d < time.Second {
+			time.Sleep(time.Second - d)
+		}
+		start()
+		lastStart = time.Now()
+	}
+}
+
+func describeWait(ws syscall.WaitStatus) string {
+	if ws.Signaled() {
+		return "killed by " + ws.Signal().String()
+	}
+	return fmt.Sprintf("exit status %d", ws.ExitStatus())
+}

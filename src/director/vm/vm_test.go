@@ -1,0 +1,188 @@
+package vm
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+)
+
+func TestTwoVMsNetworkAndIsolation(t *testing.T) {
+	tn := newTestNet(t)
+	a := tn.create(tn.spec("a", 2))
+	b := tn.create(tn.spec("b", 3))
+	exe := testExe(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+
+	// A server started inside A (in the background, as a hook would) ...
+	mustExec(t, a, nil, "/bin/sh", "-c", fmt.Sprintf("nohup %s vmtest-serve 8080 >/dev/null 2>&1 &", exe))
+
+	// ... answers on A's bridge address, from the host ...
+	require.NoError(t, Reachable(ctx, a.IP(), 8080))
+	require.Equal(t, a.ID(), readLine(t, fmt.Sprintf("%s:8080", a.IP())))
+
+	// ... and from VM B.
+	out := mustExec(t, b, nil, exe, "vmtest-dial", fmt.Sprintf("%s:8080", a.IP()))
+	require.Equal(t, a.ID(), strings.TrimSpace(out))
+
+	// Each VM has its own address, hostname and loopback: B has nothing on 127.0.0.1:8080.
+	require.Contains(t, mustExec(t, a, nil, "ip", "-4", "-o", "addr", "show", "dev", "eth0"), a.Spec().Address.String())
+	require.Equal(t, b.ID(), strings.TrimSpace(mustExec(t, b, nil, "hostname")))
+	_, _, code, err := b.Exec(ctx, []string{"/bin/sh", "-c", "exec 3<>/dev/tcp/127.0.0.1/8080"}, nil, nil)
+	require.NoError(t, err)
+	require.NotEqual(t, 0, code, "B must not see A's loopback listener")
+
+	// /var/vcap is the VM's own data dir, not the host's and not the other VM's.
+	mustExec(t, a, nil, "/bin/sh", "-c", "echo from-a > /var/vcap/data/marker")
+	require.FileExists(t, filepath.Join(a.Spec().DataDir, "data", "marker"))
+	require.NoFileExists(t, "/var/vcap/data/marker")
+	require.NoFileExists(t, filepath.Join(b.Spec().DataDir, "data", "marker"))
+	_, _, code, err = b.Exec(ctx, []string{"test", "-e", "/var/vcap/data/marker"}, nil, nil)
+	require.NoError(t, err)
+	require.Equal(t, 1, code)
+	require.Contains(t, mustExec(t, a, nil, "mount"), "/var/vcap/data/sys/run type tmpfs")
+
+	// Each VM sees only its own processes: the server is visible in A, not in B, and PID 1 is the VM init.
+	grepServe := "grep -l vmtest-[s]erve /proc/[0-9]*/cmdline 2>/dev/null | wc -l"
+	require.NotEqual(t, "0", strings.TrimSpace(mustExec(t, a, nil, "/bin/sh", "-c", grepServe)))
+	require.Equal(t, "0", strings.TrimSpace(mustExec(t, b, nil, "/bin/sh", "-c", grepServe)))
+	pids := strings.Fields(mustExec(t, b, nil, "/bin/sh", "-c", "ls /proc | grep -E '^[0-9]+$'"))
+	require.Less(t, len(pids), 20, "B sees too many processes: %v", pids)
+	require.Equal(t, "monit", strings.TrimSpace(mustExec(t, b, nil, "/bin/sh", "-c",
+		"for p in /proc/[0-9]*; do [ \"$(cut -d' ' -f4 $p/stat)\" = 1 ] && cat $p/comm; done | grep monit")))
+
+	// The hook environment.
+	env := mustExec(t, a, []string{"BOSH_JOB_STATE={}"}, "env")
+	require.Contains(t, env, "PATH=/usr/sbin:/usr/bin:/sbin:/bin\n")
+	require.Contains(t, env, "BOSH_JOB_STATE={}\n")
+	require.NotContains(t, env, initEnvVar)
+
+	// Exit codes and stdin come through.
+	stdout, _, code, err := a.Exec(ctx, []string{"/bin/sh", "-c", "cat; exit 7"}, nil, strings.NewReader("in"))
+	require.NoError(t, err)
+	require.Equal(t, 7, code)
+	require.Equal(t, "in", string(stdout))
+
+	// A cancelled Exec is stopped.
+	shortCtx, shortCancel := context.WithTimeout(ctx, 300*time.Millisecond)
+	defer shortCancel()
+	start := time.Now()
+	_, _, _, err = a.Exec(shortCtx, []string{"sleep", "30"}, nil, nil)
+	require.ErrorIs(t, err, context.DeadlineExceeded)
+	require.Less(t, time.Since(start), 5*time.Second)
+}
+
+func TestDestroyLeavesNothingAndIsIdempotent(t *testing.T) {
+	tn := newTestNet(t)
+	spec := tn.spec("gone", 4)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	v, err := Create(ctx, spec)
+	require.NoError(t, err)
+	exe := testExe(t)
+	mustExec(t, v, nil, "/bin/sh", "-c", fmt.Sprintf("nohup %s vmtest-serve 8080 >/dev/null 2>&1 &", exe))
+	require.NoError(t, Reachable(ctx, v.IP(), 8080))
+	pids, err := netnsProcs(v.netnsPath())
+	require.NoError(t, err)
+	require.GreaterOrEqual(t, len(pids), 3) // unshare, init, monit, server
+
+	_, err = Create(ctx, spec)
+	require.ErrorIs(t, err, ErrVMExists)
+
+	require.NoError(t, v.Destroy(ctx))
+	require.NoFileExists(t, filepath.Join(netnsDir, spec.ID))
+	l, err := linkShow(ctx, vethName(spec.ID))
+	require.NoError(t, err)
+	require.Nil(t, l, "veth must be gone")
+	for _, pid := range pids {
+		require.Eventually(t, func() bool { return !processAlive(pid) }, 5*time.Second, 20*time.Millisecond,
+			"pid %d survived Destroy", pid)
+	}
+	require.DirExists(t, spec.DataDir, "data dir is the director's to delete")
+	require.NoError(t, v.Destroy(ctx), "Destroy is idempotent")
+	_, _, _, err = v.Exec(ctx, []string{"true"}, nil, nil)
+	require.Error(t, err)
+	state, _ := v.Monit().JobState(ctx)
+	require.Equal(t, JobUnknown, state)
+}
+
+func TestReapCleansVMOfDeadDirector(t *testing.T) {
+	tn := newTestNet(t)
+	spec := tn.spec("orphan", 5)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+
+	// A separate "director" process creates the VM and exits without deleting it.
+	out, err := exec.CommandContext(ctx, testExe(t), "vmtest-orphan", spec.ID, spec.Address.String(),
+		spec.Gateway.String(), spec.Bridge, spec.DataDir).CombinedOutput()
+	require.NoError(t, err, "%s", out)
+	initPID, err := strconv.Atoi(strings.TrimSpace(string(out)))
+	require.NoError(t, err, "%s", out)
+	require.True(t, processAlive(initPID))
+
+	// A new director can attach to it ...
+	attached, err := Attach(ctx, spec)
+	require.NoError(t, err)
+	require.Equal(t, initPID, attached.InitPID())
+	state, _ := attached.Monit().JobState(ctx)
+	require.Equal(t, JobRunning, state)
+
+	// ... or reap it.
+	reaped, err := Reap(ctx, tn.prefix(), tn.log)
+	require.NoError(t, err)
+	require.Equal(t, []string{spec.ID}, reaped)
+	require.NoFileExists(t, filepath.Join(netnsDir, spec.ID))
+	l, err := linkShow(ctx, vethName(spec.ID))
+	require.NoError(t, err)
+	require.Nil(t, l)
+	require.Eventually(t, func() bool { return !processAlive(initPID) }, 5*time.Second, 20*time.Millisecond)
+
+	reaped, err = Reap(ctx, tn.prefix(), tn.log)
+	require.NoError(t, err)
+	require.Empty(t, reaped)
+	_, err = Reap(ctx, "", tn.log)
+	require.Error(t, err)
+}
+
+func TestPersistentDiskSurvivesRecreate(t *testing.T) {
+	tn := newTestNet(t)
+	disk := filepath.Join(t.TempDir(), "disk")
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+
+	first := tn.spec("disk1", 6)
+	first.DiskDir = disk
+	v1, err := Create(ctx, first)
+	require.NoError(t, err)
+	mustExec(t, v1, nil, "/bin/sh", "-c",
+		"mkdir -p /var/vcap/store/etcd && echo member-data > /var/vcap/store/etcd/db && echo scratch > /var/vcap/data/scratch")
+	require.Contains(t, mustExec(t, v1, nil, "mount"), " /var/vcap/store ")
+	require.NoError(t, v1.Destroy(ctx))
+	require.FileExists(t, filepath.Join(disk, "etcd", "db"), "Destroy keeps the disk")
+
+	second := tn.spec("disk2", 6) // same IP, new VM cid, fresh ephemeral disk
+	second.DiskDir = disk
+	v2 := tn.create(second)
+	require.Equal(t, "member-data\n", mustExec(t, v2, nil, "cat", "/var/vcap/store/etcd/db"))
+	_, _, code, err := v2.Exec(ctx, []string{"test", "-e", "/var/vcap/data/scratch"}, nil, nil)
+	require.NoError(t, err)
+	require.Equal(t, 1, code, "the ephemeral disk is new")
+
+	p, err := v2.HostPath("/var/vcap/store/etcd/db")
+	require.NoError(t, err)
+	require.Equal(t, filepath.Join(disk, "etcd", "db"), p)
+
+	// Without a disk, /var/vcap/store is just a directory on the ephemeral disk.
+	noDisk := tn.create(tn.spec("nodisk", 7))
+	require.NotContains(t, mustExec(t, noDisk, nil, "mount"), " /var/vcap/store ")
+	_, err = os.Stat(filepath.Join(noDisk.Spec().DataDir, "store"))
+	require.NoError(t, err)
+}
