@@ -100,7 +100,7 @@ type testNet struct {
 func requireRootT(t *testing.T) {
 	t.Helper()
 	if os.Geteuid() != 0 {
-		t.Fatalf("these tests create network, mount and PID namespaces, veth pairs and bridges and must run as root " +
+		t.Fatalf("these tests create network, mount and PID namespaces, veth pairs and bridges and must run as root "+
 			"(uid 0) with monit, iproute2, util-linux and nftables installed; running as uid %d", os.Geteuid())
 	}
 }

@@ -210,7 +210,9 @@ func checkNoOverlappingRoute(ctx context.Context, bridge string, subnet netip.Pr
 // guardTable is the nftables table that drops any forwarded packet entering or leaving the bridge through
 // another interface. The host never forwards (ip_forward stays as it is, no NAT), and the guard makes
 // sure that stays true even where forwarding was already enabled for something else.
-func guardTable(bridge string) string { return "lbosh_guard_" + strings.NewReplacer("-", "_", ".", "_").Replace(bridge) }
+func guardTable(bridge string) string {
+	return "lbosh_guard_" + strings.NewReplacer("-", "_", ".", "_").Replace(bridge)
+}
 
 func ensureForwardGuard(ctx context.Context, bridge string) error {
 	table := guardTable(bridge)
