@@ -3,8 +3,8 @@ package erb
 import (
 	"context"
 	"errors"
-	"path/filepath"
 	"os"
+	"path/filepath"
 	"testing"
 	"time"
 

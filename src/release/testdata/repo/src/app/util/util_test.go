@@ -1,0 +1,3 @@
+package util
+
+// Excluded from the package by excluded_files.
