@@ -51,6 +51,11 @@ type Job struct {
 	Templates map[string][]byte
 }
 
+// JobFromRelease is the Job of a job read from a release tarball (release.Read).
+func JobFromRelease(j *release.Job) *Job {
+	return &Job{Spec: j.Spec, Monit: j.Monit, Templates: j.Templates}
+}
+
 // LoadJob reads a job directory: either a release source tree's jobs/<job>/ (spec) or an extracted job archive
 // (job.MF), with monit and templates/.
 func LoadJob(dir string) (*Job, error) {

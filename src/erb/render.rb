@@ -12,7 +12,54 @@
 
 require 'erb'
 require 'json'
-require 'ostruct'
+
+# Hash-backed read-mostly struct, used when ostruct cannot be loaded (newer Rubies ship it as a bundled gem, which
+# --disable-gems hides). It offers what templates use of OpenStruct: readers, [], to_h, respond_to?.
+class FallbackStruct
+  def initialize(hash = nil)
+    @table = {}
+    (hash || {}).each { |k, v| @table[k.to_sym] = v }
+  end
+
+  def [](key)
+    @table[key.to_sym]
+  end
+
+  def []=(key, value)
+    @table[key.to_sym] = value
+  end
+
+  def to_h
+    @table.dup
+  end
+
+  def each_pair(&block)
+    @table.each_pair(&block)
+  end
+
+  def ==(other)
+    other.is_a?(FallbackStruct) && to_h == other.to_h
+  end
+
+  def respond_to_missing?(name, include_private = false)
+    @table.key?(name.to_s.chomp('=').to_sym) || super
+  end
+
+  def method_missing(name, *args)
+    key = name.to_s
+    return @table[key.chomp('=').to_sym] = args.first if key.end_with?('=') && args.length == 1
+    return @table[name] if args.empty?
+
+    super
+  end
+end
+
+STRUCT_BASE = begin
+  require 'ostruct'
+  OpenStruct
+rescue LoadError
+  FallbackStruct
+end
 
 RESULT_IO = STDOUT.dup
 STDOUT.reopen(STDERR)
@@ -111,8 +158,8 @@ module Bosh
       end
     end
 
-    # OpenStruct whose methods(false) lists its keys, so spec.networks.methods(false) yields the network names.
-    class SpecStruct < OpenStruct
+    # A struct whose methods(false) lists its keys, so spec.networks.methods(false) yields the network names.
+    class SpecStruct < STRUCT_BASE
       def methods(regular = true)
         return super if regular
 
@@ -171,7 +218,7 @@ module Bosh
         @index = spec['index']
         @spec = structify(spec, SpecStruct)
         @raw_properties = spec['properties'] || {}
-        @properties = structify(@raw_properties, OpenStruct)
+        @properties = structify(@raw_properties, STRUCT_BASE)
         @links = spec['links'] || {}
       end
 
@@ -251,7 +298,7 @@ input.fetch('templates').each do |t|
   src = t.fetch('src')
   filename = File.join(job, src)
   begin
-    erb = ERB.new(t.fetch('body').unpack1('m0').force_encoding(Encoding::UTF_8), trim_mode: '-')
+    erb = ERB.new(t.fetch('body').to_s.unpack1('m0').force_encoding(Encoding::UTF_8), trim_mode: '-')
     erb.filename = filename
     # A fresh context per template, as BOSH deep-copies it: nothing one template does leaks into the next.
     context = Bosh::Template::EvaluationContext.new(Marshal.load(frozen_spec))

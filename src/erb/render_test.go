@@ -215,6 +215,13 @@ properties:
 		{name: "exit is reported, not obeyed", tmpl: "<% exit 3 %>", wantErr: `Error filling in template 't.erb' (line 1: exit)`},
 		{name: "stdout writes do not corrupt output", tmpl: `<% puts "noise"; STDOUT.write("more") %>fine`, want: "fine"},
 		{name: "instance variables do not leak from monit", monit: "<% @x = 1 %>", tmpl: "<%= @x.inspect %>", want: "nil"},
+		{name: "if_link else_if_link", tmpl: `<% if_link("nope") do |l| %>x<% end.else_if_link("peers") do |l| %><%= l.instances.size %><% end %>`, want: "2"},
+		{name: "else_if_p falls to else", tmpl: `<% if_p("a.c") do %>x<% end.else_if_p("a.c") do %>y<% end %>`, want: ""},
+		{name: "link if_p else", tmpl: `<% link("peers").if_p("demo.tls.ca") do |ca| %>x<% end.else do %>no-ca<% end %>`, want: "no-ca"},
+		{name: "link p without default raises", tmpl: "\n<%= link('peers').p('demo.tls.ca') %>",
+			wantErr: `Error filling in template 't.erb' (line 2: Can't find property '["demo.tls.ca"]')`},
+		{name: "link instances bootstrap and az", tmpl: `<%= link("peers").instances.map { |i| [i.index, i.az, i.bootstrap].join(":") }.join(",") %>`,
+			want: "0:z1:true,1:z2:false"},
 		{name: "utf-8 text", tmpl: "héllo <%= p('a.b') %> ✓", want: "héllo 1 ✓"},
 		{name: "properties resolved before rendering", tmpl: `<%= p("a").keys.sort.join(",") %>`,
 			props: map[string]any{"a": map[string]any{"z": 1}}, want: "b,c"},
@@ -270,5 +277,50 @@ func keys(m map[string][]byte) []string {
 
 func writeFile(t *testing.T, path, content string) {
 	t.Helper()
+	require.NoError(t, os.MkdirAll(filepath.Dir(path), 0o755))
 	require.NoError(t, os.WriteFile(path, []byte(content), 0o644))
+}
+
+// TestRenderWithoutOstruct runs the demo job on a Ruby where `require 'ostruct'` fails (as on Rubies that ship it
+// as a bundled gem), and expects the same files.
+func TestRenderWithoutOstruct(t *testing.T) {
+	r := newRenderer(t)
+	want, err := r.RenderDir(context.Background(), filepath.Join("testdata", "jobs", "demo"), testContext())
+	require.NoError(t, err)
+
+	dir := t.TempDir()
+	// Only the render script's own require fails; Ruby 3.1's json loads ostruct for itself.
+	preload := filepath.Join(dir, "no_ostruct.rb")
+	writeFile(t, preload, `module Kernel
+  alias_method :require_before_test, :require
+  def require(name)
+    raise LoadError, 'simulated: ostruct is a bundled gem' if name == 'ostruct' && caller_locations(1, 1)[0].path == '-e'
+    require_before_test(name)
+  end
+end
+`)
+	wrapper := filepath.Join(dir, "ruby")
+	writeFile(t, wrapper, "#!/bin/sh\nexec "+r.Ruby()+" -r "+preload+" \"$@\"\n")
+	require.NoError(t, os.Chmod(wrapper, 0o755))
+	noOstruct, err := NewRenderer(wrapper)
+	require.NoError(t, err)
+	got, err := noOstruct.RenderDir(context.Background(), filepath.Join("testdata", "jobs", "demo"), testContext())
+	require.NoError(t, err)
+	require.Equal(t, stringsOf(want), stringsOf(got))
+
+	spec, err := release.ParseJobSpec([]byte("name: s\ntemplates: {t.erb: t}\n"))
+	require.NoError(t, err)
+	files, err := noOstruct.Render(context.Background(), &Job{Spec: spec, Templates: map[string][]byte{
+		"t.erb": []byte(`<%= spec.class.superclass %> <%= spec.networks.to_h.keys.sort.join(",") %> <%= spec["deployment"] %>`),
+	}}, testContext())
+	require.NoError(t, err)
+	require.Equal(t, "FallbackStruct default,other-net etcd-dep", string(files["t"]))
+}
+
+func stringsOf(m map[string][]byte) map[string]string {
+	out := map[string]string{}
+	for k, v := range m {
+		out[k] = string(v)
+	}
+	return out
 }

@@ -439,3 +439,25 @@ func TestMatchGlob(t *testing.T) {
 		require.Equal(t, tc.want, matchGlob(tc.pattern, tc.name), "%s ~ %s", tc.pattern, tc.name)
 	}
 }
+
+func TestParseManifestRubyBinaryTags(t *testing.T) {
+	m, err := ParseManifest([]byte(`---
+name: old
+version: "12"
+commit_hash: abc
+uncommitted_changes: false
+jobs:
+- name: j
+  version: !binary |-
+    ZmZm
+  fingerprint: !binary |-
+    ZmZm
+  sha1: !binary |-
+    MDEyMw==
+packages: []
+`))
+	require.NoError(t, err)
+	require.Equal(t, JobRef{Name: "j", Version: "fff", Fingerprint: "fff", SHA1: "0123"}, m.Jobs[0])
+	_, err = ParseManifest([]byte("name: x\nversion: 1\ncompiled_packages: [{name: a}]\n"))
+	require.ErrorContains(t, err, "compiled releases are not supported")
+}

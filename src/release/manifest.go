@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"hash"
 	"io"
+	"regexp"
 	"strings"
 
 	"gopkg.in/yaml.v3"
@@ -52,6 +53,8 @@ type LicenseRef struct {
 
 // ParseManifest parses a release.MF document.
 func ParseManifest(data []byte) (*Manifest, error) {
+	// Releases made by the old Ruby CLI tag some digests "!binary" (a Ruby YAML tag); YAML's own tag is "!!binary".
+	data = binaryTagFixer.ReplaceAll(data, []byte("$1: !!binary"))
 	var m Manifest
 	if err := yaml.Unmarshal(data, &m); err != nil {
 		return nil, fmt.Errorf("parsing release.MF: %w", err)
@@ -67,6 +70,8 @@ func ParseManifest(data []byte) (*Manifest, error) {
 	}
 	return &m, nil
 }
+
+var binaryTagFixer = regexp.MustCompile(`(?m)^(\s*(?:-\s+)?(?:sha1|version|fingerprint)): !binary\b`)
 
 // PackageSpec is packages/<pkg>/spec in a release source tree.
 type PackageSpec struct {
