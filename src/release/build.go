@@ -274,6 +274,9 @@ func (b *builder) buildPackages(blobstorePath string) ([]PackageRef, error) {
 		if _, err := os.Stat(packaging); err != nil {
 			return nil, fmt.Errorf("package '%s': missing packaging script: %w", pkgName, err)
 		}
+		if _, err := os.Stat(filepath.Join(dir, "pre_packaging")); err == nil {
+			return nil, fmt.Errorf("package '%s': pre_packaging scripts are not supported", pkgName)
+		}
 		files := []fileEntry{}
 		pe, err := b.entry("packaging", packaging, "")
 		if err != nil {
@@ -283,6 +286,9 @@ func (b *builder) buildPackages(blobstorePath string) ([]PackageRef, error) {
 		matched, err := b.matchPackageFiles(s, srcFiles, blobPaths)
 		if err != nil {
 			return nil, err
+		}
+		if _, ok := matched["packaging"]; ok {
+			return nil, fmt.Errorf("package '%s': its 'files' must not include a file named 'packaging'", pkgName)
 		}
 		for _, rel := range slices.Sorted(func(yield func(string) bool) {
 			for n := range matched {

@@ -295,6 +295,13 @@ func TestBuildErrors(t *testing.T) {
 		{name: "missing packaging", mutate: func(t *testing.T, repo string) {
 			require.NoError(t, os.Remove(filepath.Join(repo, "packages", "golang", "packaging")))
 		}, wantErr: "package 'golang': missing packaging script"},
+		{name: "files include packaging", mutate: func(t *testing.T, repo string) {
+			require.NoError(t, os.WriteFile(filepath.Join(repo, "src", "packaging"), []byte("x"), 0o644))
+			writeSpec(t, repo, "app", "name: app\ndependencies: [golang]\nfiles: [app/*.go, packaging]\n")
+		}, wantErr: "package 'app': its 'files' must not include a file named 'packaging'"},
+		{name: "pre_packaging", mutate: func(t *testing.T, repo string) {
+			require.NoError(t, os.WriteFile(filepath.Join(repo, "packages", "app", "pre_packaging"), []byte("true\n"), 0o644))
+		}, wantErr: "package 'app': pre_packaging scripts are not supported"},
 		{name: "no name", mutate: func(t *testing.T, repo string) {
 			require.NoError(t, os.Remove(filepath.Join(repo, "config", "final.yml")))
 		}, wantErr: "no release name"},
