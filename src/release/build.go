@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"maps"
 	"os"
 	"os/exec"
 	"path"
@@ -254,20 +255,13 @@ func (b *builder) buildPackages(blobstorePath string) ([]PackageRef, error) {
 		deps[s.Name] = s.Dependencies
 		dirs[s.Name] = dir
 	}
-	order, err := TopoOrder(deps)
-	if err != nil {
+	// Only checked here (unknown dependencies, cycles); release.MF lists packages by name like the bosh CLI.
+	if _, err := TopoOrder(deps); err != nil {
 		return nil, err
 	}
-	_ = order // checked for cycles; release.MF lists packages by name like the bosh CLI
 
 	var refs []PackageRef
-	for _, pkgName := range slices.Sorted(func(yield func(string) bool) {
-		for n := range specs {
-			if !yield(n) {
-				return
-			}
-		}
-	}) {
+	for _, pkgName := range slices.Sorted(maps.Keys(specs)) {
 		s := specs[pkgName]
 		dir := filepath.Join(b.repo, "packages", dirs[pkgName])
 		packaging := filepath.Join(dir, "packaging")
@@ -290,13 +284,7 @@ func (b *builder) buildPackages(blobstorePath string) ([]PackageRef, error) {
 		if _, ok := matched["packaging"]; ok {
 			return nil, fmt.Errorf("package '%s': its 'files' must not include a file named 'packaging'", pkgName)
 		}
-		for _, rel := range slices.Sorted(func(yield func(string) bool) {
-			for n := range matched {
-				if !yield(n) {
-					return
-				}
-			}
-		}) {
+		for _, rel := range slices.Sorted(maps.Keys(matched)) {
 			var e fileEntry
 			if abs, ok := srcFiles[rel]; ok && matched[rel] == "src" {
 				e, err = b.entry(rel, abs, "")

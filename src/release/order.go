@@ -2,6 +2,7 @@ package release
 
 import (
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 )
@@ -20,13 +21,7 @@ func (e *CycleError) Error() string {
 // to the names it depends on. Among packages whose order is free, names sort alphabetically, so the result is
 // deterministic. A dependency that is not a key of deps is an error, and so is a cycle (*CycleError).
 func TopoOrder(deps map[string][]string) ([]string, error) {
-	names := slices.Sorted(func(yield func(string) bool) {
-		for n := range deps {
-			if !yield(n) {
-				return
-			}
-		}
-	})
+	names := slices.Sorted(maps.Keys(deps))
 	for _, n := range names {
 		for _, d := range deps[n] {
 			if _, ok := deps[d]; !ok {
