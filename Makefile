@@ -1,0 +1,32 @@
+# etcd-release developer entry points. Logic lives in Go (src/); these targets only wire it up.
+SHELL := /bin/bash
+GO    ?= go
+BIN   := $(CURDIR)/bin
+
+.PHONY: all build test test-unit test-integration vet cluster cluster-down bench-put bench-roll clean
+
+all: build
+
+build: ## build etcd_ctl into bin/
+	$(GO) build -o $(BIN)/etcd_ctl ./src/cmd/etcd_ctl
+
+vet:
+	$(GO) vet ./...
+
+test: ## everything CI runs (unit + integration against real etcd_ctl processes)
+	scripts/test
+
+test-unit: ## fast tests only
+	$(GO) test -short ./...
+
+cluster: build ## start a local 3-member TLS cluster of etcd_ctl processes on loopback
+	scripts/local-cluster up
+
+cluster-down:
+	scripts/local-cluster down
+
+bench-put: ## put throughput of etcd_ctl vs a plain etcd server, and etcd_ctl's extra memory
+	$(GO) run ./src/cmd/bench-put
+
+clean:
+	rm -rf $(BIN) .cache

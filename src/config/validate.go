@@ -1,0 +1,94 @@
+package config
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"time"
+)
+
+// Validate checks everything that can be checked without touching the network or the data dir and returns
+// every problem at once (errors.Join), each naming the property and what to do. Warnings (e.g. certificates
+// close to expiry) are returned separately. It has no side effects.
+func (c *Config) Validate(now time.Time) (warnings []string, err error) {
+	var errs []error
+	add := func(prop, format string, a ...any) {
+		errs = append(errs, &PropertyError{Property: prop, Problem: fmt.Sprintf(format, a...)})
+	}
+	e := c.Etcd
+
+	if c.Instance.Name == "" {
+		add("instance.name", "is empty; the template must render spec.name")
+	}
+	if c.Instance.Index < 0 {
+		add("instance.index", "got %d, must be 0 or more", c.Instance.Index)
+	}
+	if c.Instance.Address == "" && c.Instance.IP == "" {
+		add("instance.address", "is empty (and so is instance.ip); the template must render spec.address")
+	}
+
+	if e.HeartbeatIntervalInMilliseconds <= 0 {
+		add("etcd.heartbeat_interval_in_milliseconds", "got %d, must be positive (default 50)", e.HeartbeatIntervalInMilliseconds)
+	}
+	if e.ElectionTimeoutInMilliseconds <= 0 {
+		add("etcd.election_timeout_in_milliseconds", "got %d, must be positive (default 1000)", e.ElectionTimeoutInMilliseconds)
+	} else if e.ElectionTimeoutInMilliseconds > 50000 {
+		add("etcd.election_timeout_in_milliseconds", "got %d, etcd allows at most 50000", e.ElectionTimeoutInMilliseconds)
+	} else if e.HeartbeatIntervalInMilliseconds > 0 && e.ElectionTimeoutInMilliseconds < 5*e.HeartbeatIntervalInMilliseconds {
+		add("etcd.election_timeout_in_milliseconds", "got %d, must be at least 5 × etcd.heartbeat_interval_in_milliseconds (%d)", e.ElectionTimeoutInMilliseconds, 5*e.HeartbeatIntervalInMilliseconds)
+	}
+	checkPort := func(prop string, port int) {
+		if port < 1 || port > 65535 {
+			add(prop, "got %d, must be a TCP port between 1 and 65535", port)
+		}
+	}
+	checkPort("etcd.client_port", e.ClientPort)
+	checkPort("etcd.peer_port", e.PeerPort)
+	checkIP := func(prop, v string) net.IP {
+		ip := net.ParseIP(v)
+		if ip == nil {
+			add(prop, "got %q, must be an IP address to listen on (default 0.0.0.0)", v)
+		}
+		return ip
+	}
+	cip, pip := checkIP("etcd.client_ip", e.ClientIP), checkIP("etcd.peer_ip", e.PeerIP)
+	if e.ClientPort == e.PeerPort && cip != nil && pip != nil && (cip.Equal(pip) || cip.IsUnspecified() || pip.IsUnspecified()) {
+		add("etcd.peer_port", "is %d, the same as etcd.client_port on overlapping listen addresses; choose different ports", e.PeerPort)
+	}
+	if e.StartTimeoutInSeconds <= 0 {
+		add("etcd.start_timeout_in_seconds", "got %d, must be positive", e.StartTimeoutInSeconds)
+	}
+	if e.QuotaBackendBytes < 0 {
+		add("etcd.quota_backend_bytes", "got %d, must be 0 (etcd's default) or positive", e.QuotaBackendBytes)
+	}
+	for i, g := range e.Cluster {
+		if g.Name == "" {
+			add(fmt.Sprintf("etcd.cluster[%d].name", i), "is empty; name the instance group")
+		}
+		if g.Instances < 0 {
+			add(fmt.Sprintf("etcd.cluster[%d].instances", i), "got %d, must be 0 or more", g.Instances)
+		}
+	}
+	for i, m := range e.Machines {
+		if m == "" {
+			add(fmt.Sprintf("etcd.machines[%d]", i), "is empty; list the address of every etcd VM")
+		}
+	}
+	if c.Paths.DataDir == "" {
+		add("paths.data_dir", "is empty")
+	}
+	if c.Paths.RunDir == "" {
+		add("paths.run_dir", "is empty")
+	}
+
+	if len(errs) == 0 {
+		// Peer derivation and TLS checks need a sane base; report base problems first.
+		if _, perr := c.DesiredMembers(); perr != nil {
+			errs = append(errs, perr)
+		}
+		tw, terrs := c.validateTLS(now)
+		warnings = append(warnings, tw...)
+		errs = append(errs, terrs...)
+	}
+	return warnings, errors.Join(errs...)
+}

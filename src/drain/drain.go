@@ -1,0 +1,244 @@
+// Package drain implements the BOSH drain contract for an etcd member: always move leadership away from a
+// stopping member; remove the member from the cluster only when BOSH says the instance is going away (its next
+// state has no persistent disk), and never when that would lose quorum.
+package drain
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"strconv"
+	"time"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.uber.org/zap"
+
+	"github.com/etcd-release/etcd-release/src/config"
+	"github.com/etcd-release/etcd-release/src/etcdclient"
+)
+
+// Request is one drain invocation as BOSH makes it.
+type Request struct {
+	// Kind is the first argument: job_shutdown, job_changed, job_new, job_check_status (or the obsolete
+	// job_unchanged).
+	Kind string
+	// Hash is the second argument: hash_changed, hash_unchanged or hash_new.
+	Hash     string
+	Packages []string
+	// NextPersistentDisk is BOSH_JOB_NEXT_STATE's persistent_disk, or -1 when not given.
+	NextPersistentDisk int
+}
+
+// GoingAway reports whether BOSH is deleting this instance (next state without a persistent disk).
+func (r Request) GoingAway() bool { return r.NextPersistentDisk == 0 }
+
+// ParseRequest reads drain's arguments and BOSH_JOB_NEXT_STATE.
+func ParseRequest(args []string, nextState string) (Request, error) {
+	r := Request{NextPersistentDisk: -1}
+	if len(args) < 1 {
+		return r, errors.New("drain: missing arguments; BOSH calls drain with job_shutdown|job_changed|job_new|job_check_status and hash_changed|hash_unchanged|hash_new")
+	}
+	r.Kind = args[0]
+	switch r.Kind {
+	case "job_shutdown", "job_changed", "job_new", "job_check_status", "job_unchanged":
+	default:
+		return r, fmt.Errorf("drain: unknown first argument %q; expected job_shutdown, job_changed, job_new or job_check_status", r.Kind)
+	}
+	if len(args) > 1 {
+		r.Hash = args[1]
+	}
+	if len(args) > 2 {
+		r.Packages = args[2:]
+	}
+	if nextState != "" {
+		var s struct {
+			PersistentDisk *int `json:"persistent_disk"`
+		}
+		if err := json.Unmarshal([]byte(nextState), &s); err != nil {
+			return r, fmt.Errorf("drain: BOSH_JOB_NEXT_STATE is not JSON (%q): %w", nextState, err)
+		}
+		if s.PersistentDisk != nil {
+			r.NextPersistentDisk = *s.PersistentDisk
+		}
+	}
+	return r, nil
+}
+
+// ErrWouldLoseQuorum is returned when removing this member would leave the cluster without a healthy quorum.
+var ErrWouldLoseQuorum = errors.New("removing this member would lose quorum")
+
+// Run performs the drain and returns the number of seconds BOSH should wait (always 0: the work is done
+// synchronously).
+func Run(ctx context.Context, c *config.Config, req Request, markerPath string, lg *zap.Logger) (int, error) {
+	if req.Kind == "job_check_status" {
+		return 0, nil
+	}
+	self := c.Self()
+	desired, err := c.DesiredMembers()
+	if err != nil {
+		return 0, err
+	}
+	var eps []string
+	for _, d := range desired {
+		eps = append(eps, d.ClientURL)
+	}
+	cli, err := etcdclient.New(c, eps, 5*time.Second)
+	if err != nil {
+		return 0, err
+	}
+	defer cli.Close()
+	lctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	list, err := cli.MemberList(lctx)
+	cancel()
+	if err != nil {
+		if !req.GoingAway() {
+			lg.Info("drain has nothing to do", zap.String("reason", "the cluster does not answer, so there is no leadership to move"), zap.Error(err))
+			return 0, nil
+		}
+		return 0, fmt.Errorf("drain: this instance is being deleted but its member cannot be removed: the cluster does not answer: %w", err)
+	}
+	var me *clientMember
+	for _, m := range list.Members {
+		if m.Name == self.Name || containsURL(m.PeerURLs, self.PeerURL) {
+			me = &clientMember{id: m.ID, learner: m.IsLearner}
+		}
+	}
+	if me == nil {
+		lg.Info("drain has nothing to do", zap.String("reason", "this instance is not a member of the cluster"))
+		return 0, nil
+	}
+
+	if err := moveLeadershipAway(ctx, c, cli, list, me.id, self.ClientURL, lg); err != nil {
+		lg.Warn("could not move leadership away before stopping; the cluster will elect a new leader", zap.Error(err))
+	}
+	if !req.GoingAway() {
+		lg.Info("drain keeps this member", zap.String("reason", fmt.Sprintf("BOSH is %s this instance and keeps its persistent disk (a restart keeps the data and member identity)", kindVerb(req.Kind))))
+		return 0, nil
+	}
+
+	voters, healthyOthers := 0, 0
+	for _, m := range list.Members {
+		if m.IsLearner {
+			continue
+		}
+		voters++
+		if m.ID != me.id && len(m.ClientURLs) > 0 && memberHealthy(ctx, c, m.ClientURLs[0]) {
+			healthyOthers++
+		}
+	}
+	if !me.learner && voters == 1 {
+		lg.Info("drain keeps the last member", zap.String("reason", "this is the only voting member; the cluster is deleted with it"))
+		return 0, nil
+	}
+	remaining := voters
+	if !me.learner {
+		remaining--
+	}
+	if quorum := remaining/2 + 1; healthyOthers < quorum {
+		return 0, fmt.Errorf("drain: %w: after removal %d voting members remain and only %d of them are healthy (quorum is %d); bring the unhealthy members back first",
+			ErrWouldLoseQuorum, remaining, healthyOthers, quorum)
+	}
+	if err := os.WriteFile(markerPath, []byte(strconv.FormatUint(me.id, 16)+"\n"), 0o644); err != nil {
+		return 0, fmt.Errorf("drain: writing %s: %w", markerPath, err)
+	}
+	var otherEps []string
+	for _, m := range list.Members {
+		if m.ID != me.id && !m.IsLearner {
+			otherEps = append(otherEps, m.ClientURLs...)
+		}
+	}
+	ocli, err := etcdclient.New(c, otherEps, 5*time.Second)
+	if err != nil {
+		return 0, err
+	}
+	defer ocli.Close()
+	rctx, rcancel := context.WithTimeout(ctx, 15*time.Second)
+	defer rcancel()
+	if _, err := ocli.MemberRemove(rctx, me.id); err != nil {
+		os.Remove(markerPath)
+		return 0, fmt.Errorf("drain: removing member %x: %w", me.id, err)
+	}
+	lg.Info("removed this member from the cluster", zap.String("member-id", strconv.FormatUint(me.id, 16)),
+		zap.String("reason", "BOSH is deleting this instance (next state has no persistent disk)"))
+	return 0, nil
+}
+
+type clientMember struct {
+	id      uint64
+	learner bool
+}
+
+func kindVerb(kind string) string {
+	if kind == "job_shutdown" {
+		return "stopping or recreating"
+	}
+	return "updating"
+}
+
+func containsURL(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+func memberHealthy(ctx context.Context, c *config.Config, ep string) bool {
+	cli, err := etcdclient.New(c, []string{ep}, 2*time.Second)
+	if err != nil {
+		return false
+	}
+	defer cli.Close()
+	sctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+	defer cancel()
+	st, err := cli.Status(sctx, ep)
+	return err == nil && st.Leader != 0 && !st.IsLearner
+}
+
+// moveLeadershipAway moves leadership to the most up-to-date healthy voting peer if this member leads.
+func moveLeadershipAway(ctx context.Context, c *config.Config, cli *clientv3.Client, list *clientv3.MemberListResponse, myID uint64, myEP string, lg *zap.Logger) error {
+	sctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+	st, err := cli.Status(sctx, myEP)
+	cancel()
+	if err != nil {
+		return fmt.Errorf("reading this member's status: %w", err)
+	}
+	if st.Leader != myID {
+		return nil
+	}
+	var best uint64
+	var bestIndex uint64
+	for _, m := range list.Members {
+		if m.ID == myID || m.IsLearner || len(m.ClientURLs) == 0 {
+			continue
+		}
+		pctx, pcancel := context.WithTimeout(ctx, 3*time.Second)
+		ps, err := cli.Status(pctx, m.ClientURLs[0])
+		pcancel()
+		if err != nil {
+			continue
+		}
+		if best == 0 || ps.RaftAppliedIndex > bestIndex {
+			best, bestIndex = m.ID, ps.RaftAppliedIndex
+		}
+	}
+	if best == 0 {
+		return errors.New("no healthy voting peer to take over")
+	}
+	// MoveLeader must be served by the leader itself.
+	lcli, err := etcdclient.New(c, []string{myEP}, 3*time.Second)
+	if err != nil {
+		return err
+	}
+	defer lcli.Close()
+	mctx, mcancel := context.WithTimeout(ctx, 10*time.Second)
+	defer mcancel()
+	if _, err := lcli.MoveLeader(mctx, best); err != nil {
+		return fmt.Errorf("moving leadership to %x: %w", best, err)
+	}
+	lg.Info("moved leadership away", zap.String("to", strconv.FormatUint(best, 16)), zap.String("reason", "this member is about to stop"))
+	return nil
+}
