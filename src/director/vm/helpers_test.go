@@ -167,6 +167,15 @@ func (tn *testNet) create(spec Spec) *VM {
 		defer cancel()
 		require.NoError(tn.t, v.Destroy(ctx))
 	})
+	tn.t.Cleanup(func() { // runs first: dump the VM's logs when the test failed
+		if tn.t.Failed() {
+			for _, p := range []string{"/var/vcap/bosh/log/vm-init.log", MonitLog} {
+				if hp, err := v.HostPath(p); err == nil {
+					tn.t.Logf("%s of %s:\n%s", p, v.ID(), tail(hp, 4096))
+				}
+			}
+		}
+	})
 	return v
 }
 

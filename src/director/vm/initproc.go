@@ -1,6 +1,7 @@
 package vm
 
 import (
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -8,8 +9,11 @@ import (
 	"os/exec"
 	"os/signal"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // initEnvVar carries the VM init's configuration (JSON) from Create to the re-executed binary. Its
@@ -103,6 +107,7 @@ func setupVM(cfg initConfig) error {
 func superviseMonit(monitBinary string, logf func(string, ...any)) {
 	monitPID := 0
 	start := func() {
+		alignMonitBootTime(filepath.Join(VcapRoot, strings.TrimPrefix(MonitStateFile, VcapRoot+"/")), logf)
 		cmd := exec.Command(monitBinary, "-I", "-c", MonitRC)
 		cmd.Env = []string{hookPath, "LANG=C", "HOME=/root"}
 		cmd.Dir = "/"
@@ -147,7 +152,55 @@ func superviseMonit(monitBinary string, logf func(string, ...any)) {
 
 func describeWait(ws syscall.WaitStatus) string {
 	if ws.Signaled() {
-		return "killed by " + ws.Signal().String()
+		return fmt.Sprintf("killed by signal %d (%s)", int(ws.Signal()), ws.Signal())
 	}
 	return fmt.Sprintf("exit status %d", ws.ExitStatus())
+}
+
+// alignMonitBootTime makes a restarted monit recognise its state file as one from the same boot, so that
+// it restores every service's monitoring state instead of applying `onreboot nostart` to all of them.
+// Monit stores the boot time it computed (wall clock seconds minus uptime seconds, both truncated) in
+// the state file header and compares it with the value it computes at its next start; the
+// two truncations make that value flip by one second depending on when monit starts, so a plain restart
+// looks like a reboot about half of the time. The init writes the value the new monit is about to
+// compute, at a moment well away from either clock's second boundary. State files of another format are
+// left alone.
+func alignMonitBootTime(stateFile string, logf func(string, ...any)) {
+	f, err := os.OpenFile(stateFile, os.O_RDWR, 0)
+	if err != nil {
+		return // first start: nothing to restore
+	}
+	defer f.Close()
+	var hdr [16]byte
+	if n, _ := f.ReadAt(hdr[:], 0); n < len(hdr) {
+		return
+	}
+	if binary.NativeEndian.Uint32(hdr[0:4]) != 0 || binary.NativeEndian.Uint32(hdr[4:8]) != 4 {
+		logf("monit state file %s has an unknown format; not aligning its boot time", stateFile)
+		return
+	}
+	var booted [8]byte
+	bt := monitBootTime()
+	logf("monit state file: boot time %d -> %d", binary.NativeEndian.Uint64(hdr[8:16]), bt)
+	binary.NativeEndian.PutUint64(booted[:], uint64(bt))
+	if _, err := f.WriteAt(booted[:], 8); err != nil {
+		logf("aligning monit state file boot time: %v", err)
+	}
+}
+
+// monitBootTime is the boot time monit computes when it starts within the next ~80ms.
+func monitBootTime() int64 {
+	const lo, hi = 20 * time.Millisecond, 900 * time.Millisecond
+	safe := func(ts unix.Timespec) bool {
+		return time.Duration(ts.Nsec) >= lo && time.Duration(ts.Nsec) < hi
+	}
+	for {
+		var rt, bt unix.Timespec
+		_ = unix.ClockGettime(unix.CLOCK_REALTIME, &rt)
+		_ = unix.ClockGettime(unix.CLOCK_BOOTTIME, &bt)
+		if safe(rt) && safe(bt) {
+			return rt.Sec - bt.Sec // both truncated, as monit does
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 }

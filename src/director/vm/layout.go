@@ -12,15 +12,16 @@ import (
 
 // Paths inside a VM (bosh-semantics §10).
 const (
-	VcapRoot      = "/var/vcap"
-	MonitRC       = "/var/vcap/bosh/etc/monitrc"
-	MonitUserFile = "/var/vcap/monit/monit.user"
-	MonitJobDir   = "/var/vcap/monit/job"
-	MonitLog      = "/var/vcap/monit/monit.log"
-	StoppedMarker = "/var/vcap/monit/stopped"
-	StoreDir      = "/var/vcap/store"
-	SysRunDir     = "/var/vcap/data/sys/run"
-	MonitWrapper  = "/var/vcap/bosh/bin/monit"
+	VcapRoot       = "/var/vcap"
+	MonitRC        = "/var/vcap/bosh/etc/monitrc"
+	MonitUserFile  = "/var/vcap/monit/monit.user"
+	MonitJobDir    = "/var/vcap/monit/job"
+	MonitLog       = "/var/vcap/monit/monit.log"
+	MonitStateFile = "/var/vcap/monit/monit.state"
+	StoppedMarker  = "/var/vcap/monit/stopped"
+	StoreDir       = "/var/vcap/store"
+	SysRunDir      = "/var/vcap/data/sys/run"
+	MonitWrapper   = "/var/vcap/bosh/bin/monit"
 	// MonitUser is the monit HTTP user, as on a stemcell.
 	MonitUser = "vcap"
 	// MonitPort is where monit's HTTP interface listens, on 127.0.0.1 inside the VM.
@@ -36,29 +37,71 @@ var layoutDirs = []string{
 	"data/sys/log", "data/sys/run",
 }
 
+// bootLayout is what prepareLayout decided.
+type bootLayout struct {
+	password string
+	// deferJobs: the data dir already holds job monit files. monit would start every service it finds at
+	// its first start, so the VM boots with a control file that includes none of them, and Create adds
+	// them with a reload, which leaves them unmonitored.
+	deferJobs bool
+}
+
 // prepareLayout creates the /var/vcap layout in the host directory dataDir, writes the monit
-// configuration and credentials, and returns the monit password. Existing content (jobs, packages, logs
-// of a previous VM on the same data dir) is kept.
-func prepareLayout(dataDir string, monitInterval time.Duration) (string, error) {
+// configuration and credentials, and returns what the boot needs to know. Existing content (jobs,
+// packages, logs of a previous VM on the same data dir) is kept, except monit's state file: a new VM
+// starts no service until it is asked to.
+func prepareLayout(dataDir string, monitInterval time.Duration) (bootLayout, error) {
+	var b bootLayout
+	var err error
+	b.password, b.deferJobs, err = writeLayout(dataDir, monitInterval)
+	return b, err
+}
+
+func hostPathIn(dataDir, vmPath string) string {
+	return filepath.Join(dataDir, strings.TrimPrefix(vmPath, VcapRoot+"/"))
+}
+
+// writeMonitRC writes the control file, with or without the job includes.
+func writeMonitRC(dataDir string, interval time.Duration, withJobs bool) error {
+	p := hostPathIn(dataDir, MonitRC)
+	if err := os.WriteFile(p, []byte(renderMonitRC(interval, withJobs)), 0o600); err != nil {
+		return err
+	}
+	return os.Chmod(p, 0o600) // monit refuses a control file readable by others
+}
+
+func writeLayout(dataDir string, monitInterval time.Duration) (string, bool, error) {
 	for _, d := range layoutDirs {
 		if err := os.MkdirAll(filepath.Join(dataDir, d), 0o755); err != nil {
-			return "", err
+			return "", false, err
 		}
 	}
 	sys := filepath.Join(dataDir, "sys")
 	if target, err := os.Readlink(sys); err != nil || target != "data/sys" {
 		if err == nil || !os.IsNotExist(err) {
 			if rmErr := os.RemoveAll(sys); rmErr != nil {
-				return "", rmErr
+				return "", false, rmErr
 			}
 		}
 		if err := os.Symlink("data/sys", sys); err != nil {
-			return "", err
+			return "", false, err
 		}
 	}
 	password, err := randomPassword(24)
 	if err != nil {
-		return "", err
+		return "", false, err
+	}
+	if err := os.Remove(hostPathIn(dataDir, MonitStateFile)); err != nil && !os.IsNotExist(err) {
+		return "", false, err
+	}
+	var jobFiles []string
+	for _, pattern := range []string{"monit/*.monitrc", "monit/job/*.monitrc"} {
+		m, _ := filepath.Glob(filepath.Join(dataDir, pattern))
+		jobFiles = append(jobFiles, m...)
+	}
+	deferJobs := len(jobFiles) > 0
+	if err := writeMonitRC(dataDir, monitInterval, !deferJobs); err != nil {
+		return "", false, err
 	}
 	files := []struct {
 		vmPath  string
@@ -66,25 +109,28 @@ func prepareLayout(dataDir string, monitInterval time.Duration) (string, error) 
 		mode    os.FileMode
 	}{
 		{MonitUserFile, MonitUser + ":" + password + "\n", 0o600},
-		{MonitRC, renderMonitRC(monitInterval), 0o600}, // monit refuses a control file readable by others
 		{MonitWrapper, "#!/bin/sh\nexec monit -c " + MonitRC + " \"$@\"\n", 0o755},
 	}
 	for _, f := range files {
-		p := filepath.Join(dataDir, strings.TrimPrefix(f.vmPath, VcapRoot+"/"))
+		p := hostPathIn(dataDir, f.vmPath)
 		if err := os.WriteFile(p, []byte(f.content), f.mode); err != nil {
-			return "", err
+			return "", false, err
 		}
 		if err := os.Chmod(p, f.mode); err != nil { // WriteFile keeps the mode of an existing file
-			return "", err
+			return "", false, err
 		}
 	}
-	return password, nil
+	return password, deferJobs, nil
 }
 
-// renderMonitRC is the VM's control file. `set onreboot nostart` plus a state file that lives with the
-// data dir means: services that appear through a reload stay unmonitored until someone starts them, and a
-// restarted monit (or VM) restores each service's last monitoring state.
-func renderMonitRC(interval time.Duration) string {
+// renderMonitRC is the VM's control file. `set onreboot nostart` plus a state file means: services that
+// appear through a reload stay unmonitored until someone starts them, and a monit restarted by the VM
+// init restores each service's last monitoring state.
+func renderMonitRC(interval time.Duration, withJobs bool) string {
+	includes := fmt.Sprintf("include /var/vcap/monit/*.monitrc\ninclude %s/*.monitrc\n", MonitJobDir)
+	if !withJobs {
+		includes = "# job monit files are added by a reload once monit runs\n"
+	}
 	secs := int(interval.Round(time.Second) / time.Second)
 	if secs < 1 {
 		secs = 1
@@ -96,12 +142,10 @@ set onreboot nostart
 set logfile %s
 set pidfile %s/monit.pid
 set idfile /var/vcap/monit/monit.id
-set statefile /var/vcap/monit/monit.state
+set statefile %s
 set httpd port %d and use address 127.0.0.1
     allow cleartext %s
-include /var/vcap/monit/*.monitrc
-include %s/*.monitrc
-`, secs, MonitLog, SysRunDir, MonitPort, MonitUserFile, MonitJobDir)
+%s`, secs, MonitLog, SysRunDir, MonitStateFile, MonitPort, MonitUserFile, includes)
 }
 
 // randomPassword returns n characters of [A-Za-z0-9], starting with a letter, so it can never be a monit

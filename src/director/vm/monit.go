@@ -10,7 +10,6 @@ import (
 	"net/http"
 	"net/url"
 	"os"
-	"path/filepath"
 	"sort"
 	"strings"
 	"syscall"
@@ -366,7 +365,7 @@ func (m *Monit) do(req *http.Request, what string) ([]byte, error) {
 }
 
 func (m *Monit) markerHostPath() string {
-	return filepath.Join(m.vm.spec.DataDir, strings.TrimPrefix(StoppedMarker, VcapRoot+"/"))
+	return hostPathIn(m.vm.spec.DataDir, StoppedMarker)
 }
 
 func (m *Monit) stoppedMarkerExists() bool {

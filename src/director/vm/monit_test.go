@@ -155,14 +155,17 @@ func TestMonitManagesJob(t *testing.T) {
 	var me *MonitError
 	require.ErrorAs(t, err, &me)
 
-	// Monit itself dying is survived: the VM init restarts it and the job keeps its state.
+	// Monit itself dying is survived: the VM init restarts it and the job keeps its state (monit saves
+	// its state file once per cycle, so let a couple of cycles pass first).
+	time.Sleep(2500 * time.Millisecond)
 	monitPID, err := v.monitPID()
 	require.NoError(t, err)
 	mustExec(t, v, nil, "/bin/sh", "-c", "kill -9 $(cat /var/vcap/data/sys/run/monit.pid)")
 	eventually(func() bool {
 		pid, err := v.monitPID()
-		return err == nil && pid != monitPID && jobState() == JobRunning
+		return err == nil && pid != monitPID
 	}, "monit restarted by the VM init")
+	eventually(func() bool { return jobState() == JobRunning }, "job still running and monitored after monit restart")
 	require.Equal(t, strconv.Itoa(after.PID), strings.TrimSpace(mustExec(t, v, nil, "cat", "/var/vcap/sys/run/testjob/testjob.pid")))
 }
 
@@ -217,12 +220,14 @@ func TestJobState(t *testing.T) {
 }
 
 func TestMonitRCAvoidsReservedWordsAndStartsNothing(t *testing.T) {
-	rc := renderMonitRC(1500 * time.Millisecond)
+	rc := renderMonitRC(1500*time.Millisecond, true)
 	require.Contains(t, rc, "set daemon 2\n")
 	require.Contains(t, rc, "set onreboot nostart\n")
 	require.Contains(t, rc, "use address 127.0.0.1")
 	require.Contains(t, rc, "allow cleartext "+MonitUserFile)
+	require.Contains(t, rc, "include /var/vcap/monit/job/*.monitrc\n")
 	require.NotContains(t, strings.ToLower(rc), "secret")
+	require.NotContains(t, renderMonitRC(time.Second, false), "include")
 	for i := 0; i < 50; i++ {
 		pw, err := randomPassword(24)
 		require.NoError(t, err)
@@ -269,4 +274,37 @@ func TestHostPath(t *testing.T) {
 	v.spec.DiskDir = ""
 	_, err := v.HostPath("/var/vcap/store/x")
 	require.Error(t, err)
+}
+
+func TestNewVMOnUsedDataDirStartsNothing(t *testing.T) {
+	tn := newTestNet(t)
+	spec := tn.spec("reuse", 9)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	v1, err := Create(ctx, spec)
+	require.NoError(t, err)
+	installTestJob(t, v1, "testjob", 9191)
+	require.NoError(t, v1.Monit().Reload(ctx))
+	require.NoError(t, v1.Monit().StartAll(ctx))
+	require.NoError(t, Reachable(ctx, v1.IP(), 9191))
+
+	// The director dies; its VM is reaped without any monit stop.
+	_, err = Reap(ctx, tn.prefix(), tn.log)
+	require.NoError(t, err)
+
+	// A new VM on the same data dir finds the job's monit file but does not start it.
+	v2 := tn.create(spec)
+	m := v2.Monit()
+	require.Equal(t, ProcessUnknown, procByName(t, m, "testjob").State)
+	time.Sleep(2 * time.Second)
+	require.Equal(t, ProcessUnknown, procByName(t, m, "testjob").State)
+	state, _ := m.JobState(ctx)
+	require.Equal(t, JobFailing, state)
+	rc, err := os.ReadFile(hostPathIn(spec.DataDir, MonitRC))
+	require.NoError(t, err)
+	require.Contains(t, string(rc), "include "+MonitJobDir)
+
+	require.NoError(t, m.StartAll(ctx))
+	require.Eventually(t, func() bool { s, _ := m.JobState(ctx); return s == JobRunning }, 20*time.Second, 100*time.Millisecond)
+	require.NoError(t, Reachable(ctx, v2.IP(), 9191))
 }

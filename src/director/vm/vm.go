@@ -192,7 +192,7 @@ func Create(ctx context.Context, spec Spec) (_ *VM, err error) {
 		}
 		tools[t] = p
 	}
-	password, err := prepareLayout(spec.DataDir, spec.MonitInterval)
+	boot, err := prepareLayout(spec.DataDir, spec.MonitInterval)
 	if err != nil {
 		return nil, fmt.Errorf("creating VM %s: preparing %s: %w", spec.ID, spec.DataDir, err)
 	}
@@ -203,7 +203,7 @@ func Create(ctx context.Context, spec Spec) (_ *VM, err error) {
 	}
 
 	v := &VM{spec: spec, log: log}
-	v.monit = newMonit(v, password)
+	v.monit = newMonit(v, boot.password)
 	defer func() {
 		if err != nil {
 			log.Warn("tearing down half-created VM", zap.String("reason", err.Error()))
@@ -270,6 +270,16 @@ func Create(ctx context.Context, spec Spec) (_ *VM, err error) {
 		}
 		return nil, fmt.Errorf("booting VM %s: %w", spec.ID, err)
 	}
+	if boot.deferJobs {
+		log.Info("adding existing job monit files by reload", zap.String("reason",
+			"the data dir already holds job monit files and a new VM starts no service until asked"))
+		if err = writeMonitRC(spec.DataDir, spec.MonitInterval, true); err == nil {
+			err = v.monit.Reload(bootCtx)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("booting VM %s: %w", spec.ID, err)
+		}
+	}
 	log.Info("VM created", zap.String("address", spec.Address.String()), zap.Int("init_pid", v.initPID),
 		zap.String("data_dir", spec.DataDir), zap.String("disk_dir", spec.DiskDir),
 		zap.String("reason", "create_vm"))
@@ -292,7 +302,7 @@ func Attach(ctx context.Context, spec Spec) (*VM, error) {
 		return nil, fmt.Errorf("attaching VM %s: %w", spec.ID, err)
 	}
 	v.initPID = pid
-	raw, err := os.ReadFile(filepath.Join(spec.DataDir, strings.TrimPrefix(MonitUserFile, VcapRoot+"/")))
+	raw, err := os.ReadFile(hostPathIn(spec.DataDir, MonitUserFile))
 	if err != nil {
 		return nil, fmt.Errorf("attaching VM %s: reading monit credentials: %w", spec.ID, err)
 	}

@@ -186,3 +186,55 @@ func TestPersistentDiskSurvivesRecreate(t *testing.T) {
 	_, err = os.Stat(filepath.Join(noDisk.Spec().DataDir, "store"))
 	require.NoError(t, err)
 }
+
+func TestEnsureBridge(t *testing.T) {
+	tn := newTestNet(t)
+	ctx := context.Background()
+	// Idempotent.
+	require.NoError(t, EnsureBridge(ctx, tn.bridge, tn.gatewayCIDR()))
+	require.NoError(t, CheckBridge(ctx, tn.bridge, tn.gatewayCIDR()))
+	// The forward guard is in place.
+	out, err := exec.Command("nft", "list", "table", "inet", guardTable(tn.bridge)).CombinedOutput()
+	require.NoError(t, err, "%s", out)
+	require.Contains(t, string(out), fmt.Sprintf(`iifname "%s" oifname != "%s" drop`, tn.bridge, tn.bridge))
+	// A second bridge may not take an overlapping subnet.
+	other := tn.bridge + "x"
+	err = EnsureBridge(ctx, other, fmt.Sprintf("10.245.%d.129/25", tn.n))
+	require.Error(t, err)
+	require.Contains(t, err.Error(), "overlaps")
+	l, err := linkShow(ctx, other)
+	require.NoError(t, err)
+	require.Nil(t, l)
+	// Bad input is refused before anything is touched.
+	require.Error(t, EnsureBridge(ctx, "much-too-long-bridge", "10.246.0.1/24"))
+	require.Error(t, EnsureBridge(ctx, "lbtbad", "10.246.0.1"))
+	require.Error(t, CheckBridge(ctx, "lbtnothere", "10.246.0.1/24"))
+	require.Error(t, CheckBridge(ctx, tn.bridge, "10.246.0.1/24"))
+	// eth0 is not a bridge.
+	require.Error(t, EnsureBridge(ctx, "lo", "10.246.0.1/24"))
+}
+
+func TestFirewallInsideVM(t *testing.T) {
+	tn := newTestNet(t)
+	a := tn.create(tn.spec("fwa", 10))
+	b := tn.create(tn.spec("fwb", 11))
+	exe := testExe(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	mustExec(t, b, nil, "/bin/sh", "-c", fmt.Sprintf("nohup %s vmtest-serve 8080 >/dev/null 2>&1 &", exe))
+	require.NoError(t, Reachable(ctx, b.IP(), 8080))
+	mustExec(t, a, nil, exe, "vmtest-dial", fmt.Sprintf("%s:8080", b.IP()))
+
+	// A partition made with nftables inside A cuts A off from B, and only A.
+	mustExec(t, a, nil, "nft", "add table inet part; add chain inet part out { type filter hook output priority 0; }; "+
+		fmt.Sprintf("add rule inet part out ip daddr %s drop", b.IP()))
+	_, _, code, err := a.Exec(ctx, []string{"timeout", "3", exe, "vmtest-dial", fmt.Sprintf("%s:8080", b.IP())}, nil, nil)
+	require.NoError(t, err)
+	require.NotEqual(t, 0, code)
+	require.Equal(t, b.ID(), readLine(t, fmt.Sprintf("%s:8080", b.IP())), "the host still reaches B")
+	out, err := exec.Command("nft", "list", "tables").CombinedOutput()
+	require.NoError(t, err)
+	require.NotContains(t, string(out), "inet part", "the rule lives in A's namespace only")
+	mustExec(t, a, nil, "nft", "delete table inet part")
+	mustExec(t, a, nil, exe, "vmtest-dial", fmt.Sprintf("%s:8080", b.IP()))
+}
