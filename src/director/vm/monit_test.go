@@ -250,6 +250,10 @@ func TestSpecValidate(t *testing.T) {
 	for _, want := range []string{"id", "gateway 10.245.0.1: not inside 10.244.0.0/16", "bridge", "data dir", "disk dir"} {
 		require.Contains(t, err.Error(), want)
 	}
+	bcast := good
+	bcast.Address = netip.MustParsePrefix("10.244.255.255/16")
+	require.ErrorContains(t, bcast.Validate(), "broadcast")
+
 	require.LessOrEqual(t, len(vethName("lbosh-"+strings.Repeat("x", 90))), MaxIfNameLen)
 }
 

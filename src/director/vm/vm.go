@@ -93,6 +93,9 @@ func (s Spec) Validate() error {
 		if s.Gateway == s.Address.Addr() {
 			errs = append(errs, fmt.Errorf("address %s: is the gateway", s.Address.Addr()))
 		}
+		if s.Address.Addr() == s.Address.Masked().Addr() || s.Address.Addr() == lastAddr(s.Address) {
+			errs = append(errs, fmt.Errorf("address %s: is the network or broadcast address", s.Address))
+		}
 	}
 	if err := validIfName(s.Bridge); err != nil {
 		errs = append(errs, fmt.Errorf("bridge: %w", err))
@@ -104,6 +107,15 @@ func (s Spec) Validate() error {
 		errs = append(errs, fmt.Errorf("disk dir %q: must be an absolute path or empty", s.DiskDir))
 	}
 	return errors.Join(errs...)
+}
+
+// lastAddr is the broadcast address of an IPv4 prefix.
+func lastAddr(p netip.Prefix) netip.Addr {
+	a := p.Masked().Addr().As4()
+	host := uint32(1)<<(32-p.Bits()) - 1
+	v := uint32(a[0])<<24 | uint32(a[1])<<16 | uint32(a[2])<<8 | uint32(a[3])
+	v |= host
+	return netip.AddrFrom4([4]byte{byte(v >> 24), byte(v >> 16), byte(v >> 8), byte(v)})
 }
 
 // ErrVMExists is returned by Create when a VM (network namespace) with the same id is already present.

@@ -71,10 +71,24 @@ func TestTwoVMsNetworkAndIsolation(t *testing.T) {
 	require.Equal(t, 7, code)
 	require.Equal(t, "in", string(stdout))
 
+	// A hook that leaves a daemon holding its stdout still returns promptly.
+	start := time.Now()
+	stdout, _, code, err = a.Exec(ctx, []string{"/bin/sh", "-c", "sleep 30 & echo started"}, nil, nil)
+	require.NoError(t, err)
+	require.Equal(t, 0, code)
+	require.Equal(t, "started\n", string(stdout))
+	require.Less(t, time.Since(start), 5*time.Second)
+
+	// A missing program is a non-zero exit, not a Go error.
+	_, stderr, code, err := a.Exec(ctx, []string{"/no/such/program"}, nil, nil)
+	require.NoError(t, err)
+	require.NotEqual(t, 0, code)
+	require.Contains(t, string(stderr), "/no/such/program")
+
 	// A cancelled Exec is stopped.
 	shortCtx, shortCancel := context.WithTimeout(ctx, 300*time.Millisecond)
 	defer shortCancel()
-	start := time.Now()
+	start = time.Now()
 	_, _, _, err = a.Exec(shortCtx, []string{"sleep", "30"}, nil, nil)
 	require.ErrorIs(t, err, context.DeadlineExceeded)
 	require.Less(t, time.Since(start), 5*time.Second)
