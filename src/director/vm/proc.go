@@ -6,7 +6,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"sync"
 	"syscall"
@@ -141,7 +143,7 @@ func run(ctx context.Context, argv []string, env []string, stdin io.Reader, grac
 	if len(argv) == 0 {
 		return runResult{}, errors.New("empty command")
 	}
-	cmd := exec.Command(argv[0], argv[1:]...)
+	cmd := exec.Command(toolPath(argv[0]), argv[1:]...)
 	cmd.Env = env
 	cmd.Dir = "/"
 	// Background children (a hook that starts a daemon without redirecting it) may keep the output pipes
@@ -185,4 +187,25 @@ type CommandError struct {
 
 func (e *CommandError) Error() string {
 	return fmt.Sprintf("%s: exit %d: %s", strings.Join(e.Argv, " "), e.ExitCode, e.Stderr)
+}
+
+// toolDirs are searched after PATH for the system tools this package runs (ip, nft, nsenter, unshare,
+// monit): a director started from a non-login shell may lack the sbin directories in its PATH.
+var toolDirs = []string{"/usr/sbin", "/usr/bin", "/sbin", "/bin"}
+
+// toolPath resolves a bare program name through PATH and then toolDirs; anything else is returned as is.
+func toolPath(name string) string {
+	if strings.ContainsRune(name, '/') {
+		return name
+	}
+	if p, err := exec.LookPath(name); err == nil {
+		return p
+	}
+	for _, d := range toolDirs {
+		p := filepath.Join(d, name)
+		if st, err := os.Stat(p); err == nil && !st.IsDir() && st.Mode()&0o111 != 0 {
+			return p
+		}
+	}
+	return name
 }

@@ -198,7 +198,7 @@ func Create(ctx context.Context, spec Spec) (_ *VM, err error) {
 	}
 	tools := map[string]string{}
 	for _, t := range []string{"ip", "unshare", "nsenter", "monit"} {
-		p, err := exec.LookPath(t)
+		p, err := exec.LookPath(toolPath(t))
 		if err != nil {
 			return nil, fmt.Errorf("creating VM %s: %s not found (install packages iproute2, util-linux, monit): %w", spec.ID, t, err)
 		}

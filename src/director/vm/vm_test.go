@@ -208,7 +208,7 @@ func TestEnsureBridge(t *testing.T) {
 	require.NoError(t, EnsureBridge(ctx, tn.bridge, tn.gatewayCIDR()))
 	require.NoError(t, CheckBridge(ctx, tn.bridge, tn.gatewayCIDR()))
 	// The forward guard is in place.
-	out, err := exec.Command("nft", "list", "table", "inet", guardTable(tn.bridge)).CombinedOutput()
+	out, err := exec.Command(toolPath("nft"), "list", "table", "inet", guardTable(tn.bridge)).CombinedOutput()
 	require.NoError(t, err, "%s", out)
 	require.Contains(t, string(out), fmt.Sprintf(`iifname "%s" oifname != "%s" drop`, tn.bridge, tn.bridge))
 	// A second bridge may not take an overlapping subnet.
@@ -246,7 +246,7 @@ func TestFirewallInsideVM(t *testing.T) {
 	require.NoError(t, err)
 	require.NotEqual(t, 0, code)
 	require.Equal(t, b.ID(), readLine(t, fmt.Sprintf("%s:8080", b.IP())), "the host still reaches B")
-	out, err := exec.Command("nft", "list", "tables").CombinedOutput()
+	out, err := exec.Command(toolPath("nft"), "list", "tables").CombinedOutput()
 	require.NoError(t, err)
 	require.NotContains(t, string(out), "inet part", "the rule lives in A's namespace only")
 	mustExec(t, a, nil, "nft", "delete table inet part")
