@@ -142,6 +142,9 @@ func (v *VM) Spec() Spec { return v.spec }
 // InitPID is the host pid of the VM's init (PID 1 inside the VM).
 func (v *VM) InitPID() int { return v.initPID }
 
+// Alive reports whether the VM's init is still running.
+func (v *VM) Alive() bool { return v.initPID != 0 && processAlive(v.initPID) }
+
 // Monit is the client for the VM's monit.
 func (v *VM) Monit() *Monit { return v.monit }
 
@@ -337,7 +340,7 @@ func (v *VM) Exec(ctx context.Context, argv []string, env []string, stdin io.Rea
 	if len(argv) == 0 {
 		return nil, nil, -1, errors.New("exec: empty command")
 	}
-	if v.initPID == 0 || !processAlive(v.initPID) {
+	if !v.Alive() {
 		return nil, nil, -1, fmt.Errorf("exec in VM %s: the VM is not running", v.spec.ID)
 	}
 	full := []string{"nsenter", "--target", strconv.Itoa(v.initPID), "--net", "--mount", "--pid", "--uts", "--wd=/", "--"}
@@ -351,7 +354,7 @@ func (v *VM) Exec(ctx context.Context, argv []string, env []string, stdin io.Rea
 // every process of the VM — and removes the veth pair and the network namespace. Data and disk dirs are
 // kept. It is idempotent.
 func (v *VM) Destroy(ctx context.Context) error {
-	if v.initPID != 0 && processAlive(v.initPID) {
+	if v.Alive() {
 		stopCtx, cancel := context.WithTimeout(ctx, v.spec.StopTimeout)
 		if err := v.monit.StopAll(stopCtx); err != nil {
 			v.log.Warn("monit stop before delete failed; killing anyway", zap.String("reason", err.Error()))
@@ -363,6 +366,25 @@ func (v *VM) Destroy(ctx context.Context) error {
 	}
 	v.log.Info("VM destroyed", zap.String("reason", "delete_vm"))
 	return nil
+}
+
+// List returns the ids of all VMs (network namespaces) on this machine whose id starts with prefix, for
+// a director to reconcile after a restart (Attach or Reap them).
+func List(prefix string) ([]string, error) {
+	entries, err := os.ReadDir(netnsDir)
+	if err != nil {
+		if os.IsNotExist(err) {
+			return nil, nil
+		}
+		return nil, err
+	}
+	var ids []string
+	for _, e := range entries {
+		if strings.HasPrefix(e.Name(), prefix) {
+			ids = append(ids, e.Name())
+		}
+	}
+	return ids, nil
 }
 
 // Reap tears down every VM whose id starts with prefix (network namespaces left by a director that died),
@@ -377,25 +399,19 @@ func Reap(ctx context.Context, prefix string, log *zap.Logger) ([]string, error)
 	if log == nil {
 		log = zap.NewNop()
 	}
-	entries, err := os.ReadDir(netnsDir)
+	ids, err := List(prefix)
 	if err != nil {
-		if os.IsNotExist(err) {
-			return nil, nil
-		}
 		return nil, err
 	}
 	var reaped []string
 	var errs []error
-	for _, e := range entries {
-		if !strings.HasPrefix(e.Name(), prefix) {
-			continue
-		}
-		if err := teardown(ctx, e.Name(), nil, log.Named("vm")); err != nil {
+	for _, id := range ids {
+		if err := teardown(ctx, id, nil, log.Named("vm")); err != nil {
 			errs = append(errs, err)
 			continue
 		}
-		log.Info("reaped VM", zap.String("vm", e.Name()), zap.String("reason", "left over from a previous director"))
-		reaped = append(reaped, e.Name())
+		log.Info("reaped VM", zap.String("vm", id), zap.String("reason", "left over from a previous director"))
+		reaped = append(reaped, id)
 	}
 	return reaped, errors.Join(errs...)
 }

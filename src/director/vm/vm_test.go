@@ -111,7 +111,9 @@ func TestDestroyLeavesNothingAndIsIdempotent(t *testing.T) {
 	_, err = Create(ctx, spec)
 	require.ErrorIs(t, err, ErrVMExists)
 
+	require.True(t, v.Alive())
 	require.NoError(t, v.Destroy(ctx))
+	require.False(t, v.Alive())
 	require.NoFileExists(t, filepath.Join(netnsDir, spec.ID))
 	l, err := linkShow(ctx, vethName(spec.ID))
 	require.NoError(t, err)
@@ -142,7 +144,12 @@ func TestReapCleansVMOfDeadDirector(t *testing.T) {
 	require.NoError(t, err, "%s", out)
 	require.True(t, processAlive(initPID))
 
-	// A new director can attach to it ...
+	// A new director finds it ...
+	ids, err := List(tn.prefix())
+	require.NoError(t, err)
+	require.Equal(t, []string{spec.ID}, ids)
+
+	// ... can attach to it ...
 	attached, err := Attach(ctx, spec)
 	require.NoError(t, err)
 	require.Equal(t, initPID, attached.InitPID())
