@@ -22,8 +22,10 @@ func TestTwoVMsNetworkAndIsolation(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 
-	// A server started inside A (in the background, as a hook would) ...
-	mustExec(t, a, nil, "/bin/sh", "-c", fmt.Sprintf("nohup %s vmtest-serve 8080 >/dev/null 2>&1 &", exe))
+	// A server run inside A as a monit-managed job ...
+	installTestJob(t, a, "server", 8080)
+	require.NoError(t, a.Monit().Reload(ctx))
+	require.NoError(t, a.Monit().StartAll(ctx))
 
 	// ... answers on A's bridge address, from the host ...
 	require.NoError(t, Reachable(ctx, a.IP(), 8080))
