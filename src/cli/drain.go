@@ -7,6 +7,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/etcd-release/etcd-release/src/drain"
+	"github.com/etcd-release/etcd-release/src/peers"
 	"github.com/etcd-release/etcd-release/src/supervisor"
 )
 
@@ -37,7 +38,7 @@ go to stderr.`,
 			if err := os.MkdirAll(c.Paths.RunDir, 0o755); err != nil {
 				return err
 			}
-			secs, err := drain.Run(ctx, c, req, supervisor.DrainMarker(c), lg)
+			secs, err := drain.Run(ctx, c, peers.For(c), req, supervisor.DrainMarker(c), lg)
 			if err != nil {
 				return err
 			}

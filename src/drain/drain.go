@@ -17,6 +17,7 @@ import (
 
 	"github.com/etcd-release/etcd-release/src/config"
 	"github.com/etcd-release/etcd-release/src/etcdclient"
+	"github.com/etcd-release/etcd-release/src/peers"
 )
 
 // Request is one drain invocation as BOSH makes it.
@@ -71,20 +72,16 @@ var ErrWouldLoseQuorum = errors.New("removing this member would lose quorum")
 
 // Run performs the drain and returns the number of seconds BOSH should wait (always 0: the work is done
 // synchronously).
-func Run(ctx context.Context, c *config.Config, req Request, markerPath string, lg *zap.Logger) (int, error) {
+func Run(ctx context.Context, c *config.Config, src peers.Source, req Request, markerPath string, lg *zap.Logger) (int, error) {
 	if req.Kind == "job_check_status" {
 		return 0, nil
 	}
 	self := c.Self()
-	desired, err := c.DesiredMembers()
+	desired, err := src.Members(ctx)
 	if err != nil {
 		return 0, err
 	}
-	var eps []string
-	for _, d := range desired {
-		eps = append(eps, d.ClientURL)
-	}
-	cli, err := etcdclient.New(c, eps, 5*time.Second)
+	cli, err := etcdclient.New(c, peers.ClientURLs(desired), 5*time.Second)
 	if err != nil {
 		return 0, err
 	}

@@ -62,7 +62,9 @@ func (l *Layout) EnsureCerts() error {
 	if n < 5 {
 		n = 5
 	}
-	var ips []net.IP
+	// Processes on one machine dial their peers from 127.0.0.1, and etcd checks a peer client certificate's IP
+	// SANs against the connection's source address: on VMs that is the member's own address.
+	ips := []net.IP{net.IPv4(127, 0, 0, 1)}
 	for i := 0; i < n; i++ {
 		ips = append(ips, net.ParseIP(l.Address(i)))
 	}

@@ -14,6 +14,7 @@ import (
 	"github.com/etcd-release/etcd-release/src/config"
 	"github.com/etcd-release/etcd-release/src/etcdclient"
 	"github.com/etcd-release/etcd-release/src/etcdserver"
+	"github.com/etcd-release/etcd-release/src/peers"
 )
 
 // Kinds of start.
@@ -29,7 +30,9 @@ const LockKey = "/etcd-release/membership-lock"
 // Manager makes the start decision for one member.
 type Manager struct {
 	Config *config.Config
-	Log    *zap.Logger
+	// Peers lists the desired members.
+	Peers peers.Source
+	Log   *zap.Logger
 	// ProbeTimeout bounds one probe of one peer.
 	ProbeTimeout time.Duration
 	// RetryInterval is the pause between rounds of probing while waiting for a cluster.
@@ -41,7 +44,7 @@ type Manager struct {
 
 // NewManager returns a Manager with production timings.
 func NewManager(c *config.Config, lg *zap.Logger) *Manager {
-	return &Manager{Config: c, Log: lg.Named("membership"), ProbeTimeout: 3 * time.Second, RetryInterval: 2 * time.Second,
+	return &Manager{Config: c, Peers: peers.For(c), Log: lg.Named("membership"), ProbeTimeout: 3 * time.Second, RetryInterval: 2 * time.Second,
 		PromoteTimeout: time.Duration(c.Etcd.StartTimeoutInSeconds) * time.Second, Now: time.Now}
 }
 
@@ -61,16 +64,11 @@ type Start struct {
 // entry removal, learner add). It waits — logging why — until a decision is certain or ctx ends.
 func (m *Manager) Prepare(ctx context.Context) (*Start, error) {
 	c := m.Config
-	desired, err := c.DesiredMembers()
+	desired, err := m.Peers.Members(ctx)
 	if err != nil {
 		return nil, err
 	}
-	var others []config.Member
-	for _, d := range desired {
-		if !d.Self {
-			others = append(others, d)
-		}
-	}
+	others := peers.Others(desired)
 	has, err := HasData(c.Paths.DataDir)
 	if err != nil {
 		return nil, err
@@ -326,15 +324,11 @@ func (st *Start) release() {
 func (m *Manager) promote(ctx context.Context, st *Start, id uint64) error {
 	cli := st.cli
 	if cli == nil {
-		desired, err := m.Config.DesiredMembers()
+		desired, err := m.Peers.Members(ctx)
 		if err != nil {
 			return err
 		}
-		var eps []string
-		for _, d := range desired {
-			eps = append(eps, d.ClientURL)
-		}
-		if cli, err = etcdclient.New(m.Config, eps, 5*time.Second); err != nil {
+		if cli, err = etcdclient.New(m.Config, peers.ClientURLs(desired), 5*time.Second); err != nil {
 			return err
 		}
 		defer cli.Close()
