@@ -164,10 +164,14 @@ func (c *cluster) client(members ...int) *clientv3.Client {
 }
 
 func (c *cluster) put(member int, key, value string) {
+	require.NoError(c.t, c.tryPut(member, key, value))
+}
+
+func (c *cluster) tryPut(member int, key, value string) error {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	_, err := c.client(member).Put(ctx, key, value)
-	require.NoError(c.t, err)
+	return err
 }
 
 func (c *cluster) get(member int, key string) string {

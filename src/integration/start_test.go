@@ -91,8 +91,8 @@ func TestThreeMembersWriteReadFailoverAndRestartWithData(t *testing.T) {
 
 	// kill -9 one member and restart it with its data: same member ID, same cluster, data intact.
 	victim := (leader + 1) % 3
-	c.kill(victim)
-	c.put((victim+1)%3, "/while-down", "x")
+	c.kill(victim) // it may be the leader: a write may time out during the election, so retry it
+	require.Eventually(t, func() bool { return c.tryPut((victim+1)%3, "/while-down", "x") == nil }, 20*time.Second, 200*time.Millisecond)
 	c.start(victim)
 	c.waitReady(victim, time.Minute)
 	require.Equal(t, clusterID, c.requireHealthy(3))
