@@ -43,18 +43,25 @@ func Start(ctx context.Context, cfg *embed.Config, timeout time.Duration, lg *za
 		lg.Info("etcd is ready", zap.String("member-id", e.Server.MemberID().String()), zap.String("name", cfg.Name))
 		return s, nil
 	case err := <-e.Err():
-		e.Close()
+		abort(e)
 		return nil, fmt.Errorf("embedded etcd failed while starting: %w", err)
 	case <-e.Server.StopNotify():
-		e.Close()
+		abort(e)
 		return nil, fmt.Errorf("embedded etcd stopped while starting (see the etcd log lines above)")
 	case <-ctx.Done():
-		e.Close()
+		abort(e)
 		return nil, fmt.Errorf("starting embedded etcd: %w", ctx.Err())
 	case <-t.C:
-		e.Close()
+		abort(e)
 		return nil, fmt.Errorf("%w within %s: it could not reach a quorum of the cluster; check that the other members are running and reachable on their peer URLs", ErrNotReady, timeout)
 	}
+}
+
+// abort stops an etcd that never became ready. Close alone would wait forever for client servers that are only
+// created once the member is ready; stopping the server first makes them give up.
+func abort(e *embed.Etcd) {
+	e.Server.HardStop()
+	e.Close()
 }
 
 // Etcd exposes the embedded etcd for in-process inspection (member ID, leader, raft status).
