@@ -106,26 +106,17 @@ func CheckKeyMatchesCert(cert *x509.Certificate, key crypto.Signer) error {
 	return nil
 }
 
-// VerifySignedBy checks that cert chains to one of the CAs in bundle for the given usage.
+// VerifySignedBy checks that a CA in bundle signed cert directly and that cert allows usage. Validity dates are
+// deliberately not part of this check (CheckValidity reports them), so an expired certificate is not also
+// reported as "not signed".
 func VerifySignedBy(cert *x509.Certificate, bundle []*x509.Certificate, usage x509.ExtKeyUsage) error {
-	roots := x509.NewCertPool()
 	for _, ca := range bundle {
-		roots.AddCert(ca)
+		if err := cert.CheckSignatureFrom(ca); err == nil {
+			return CheckUsage(cert, usage)
+		}
 	}
-	_, err := cert.Verify(x509.VerifyOptions{Roots: roots, KeyUsages: []x509.ExtKeyUsage{usage}, CurrentTime: cert.NotBefore.Add(time.Second)})
-	if err == nil {
-		return nil
-	}
-	var ua x509.UnknownAuthorityError
-	if errors.As(err, &ua) {
-		return fmt.Errorf("%w: none of the %d CA certificate(s) in the bundle signed it (subject CN=%q, issuer CN=%q); sign it with one of them or add its CA to the bundle",
-			ErrNotSignedByBundle, len(bundle), cert.Subject.CommonName, cert.Issuer.CommonName)
-	}
-	var ie x509.CertificateInvalidError
-	if errors.As(err, &ie) && ie.Reason == x509.IncompatibleUsage {
-		return fmt.Errorf("%w: %v", ErrMissingUsage, err)
-	}
-	return fmt.Errorf("%w: %v", ErrNotSignedByBundle, err)
+	return fmt.Errorf("%w: none of the %d CA certificate(s) in the bundle signed it (subject CN=%q, issuer CN=%q); sign it with one of them or add its CA to the bundle",
+		ErrNotSignedByBundle, len(bundle), cert.Subject.CommonName, cert.Issuer.CommonName)
 }
 
 // CheckValidity returns an error for an expired or not-yet-valid certificate and a warning when it expires in
