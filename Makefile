@@ -3,7 +3,7 @@ SHELL := /bin/bash
 GO    ?= go
 BIN   := $(CURDIR)/bin
 
-.PHONY: all build test test-unit test-integration vet cluster cluster-down bench-put bench-roll clean
+.PHONY: all build test test-unit vet cluster cluster-down bench-put bench-roll clean
 
 all: build
 
@@ -30,3 +30,6 @@ bench-put: ## put throughput of etcd_ctl vs a plain etcd server, and etcd_ctl's 
 
 clean:
 	rm -rf $(BIN) .cache
+
+bench-roll: ## rolling restart stall with vs without leadership transfer; keep-data restart vs wipe+resync
+	$(GO) run ./src/cmd/bench-roll
