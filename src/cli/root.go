@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+	"time"
 
 	"github.com/spf13/cobra"
 	"go.uber.org/zap"
@@ -69,6 +70,9 @@ func newLogger(debug bool) *zap.Logger {
 	enc := zap.NewProductionEncoderConfig()
 	enc.EncodeTime = zapcore.ISO8601TimeEncoder
 	core := zapcore.NewCore(zapcore.NewJSONEncoder(enc), zapcore.Lock(os.Stderr), level)
+	// Sample repeated messages as etcd's own default logger does, so a burst of identical warnings (e.g. slow
+	// request stats under load) cannot slow the server down; distinct decision lines are never dropped.
+	core = zapcore.NewSamplerWithOptions(core, time.Second, 100, 100)
 	return zap.New(core).Named("etcd_ctl")
 }
 
