@@ -271,7 +271,7 @@ func (c *cluster) writer(prefix string) *loadgen.Writer {
 
 // requireNoLoss reads back every acknowledged write through a linearizable read.
 func (c *cluster) requireNoLoss(prefix string, res loadgen.Result) {
-	c.t.Logf("writer: %s", res)
+	c.t.Logf("writer: %s; errors: %v", res, res.Errors)
 	require.NotEmpty(c.t, res.Acked)
 	missing, err := loadgen.Missing(context.Background(), c.client(), prefix, res.Acked)
 	require.NoError(c.t, err)

@@ -115,11 +115,13 @@ func TestKillLeaderAndRestartWithData(t *testing.T) {
 	}
 	ids := c.memberIDs(0)
 	w := c.writer("/kill")
+	time.Sleep(2 * time.Second)
 	leader := c.leader()
 	c.kill(leader)
 	time.Sleep(2 * time.Second)
 	c.start(leader)
 	c.waitReady(leader, time.Minute)
+	time.Sleep(2 * time.Second)
 	res := w.Stop()
 	require.Equal(t, ids, c.memberIDs(leader))
 	c.requireHealthy(3)
