@@ -84,7 +84,11 @@ func startHelper(t *testing.T, cfg testhelper.Config, client *http.Client, prefi
 	if client == nil {
 		client = &http.Client{Timeout: 10 * time.Second}
 	}
-	h := &helper{url: fmt.Sprintf("http://127.0.0.1:%d", cfg.Port), client: client, cfg: cfg}
+	scheme := "http"
+	if cfg.TLSCert != "" {
+		scheme = "https"
+	}
+	h := &helper{url: fmt.Sprintf("%s://127.0.0.1:%d", scheme, cfg.Port), client: client, cfg: cfg}
 	deadline := time.Now().Add(10 * time.Second)
 	for {
 		resp, err := client.Get(h.url + "/healthz")
