@@ -194,8 +194,15 @@ func TestTestHelperJob(t *testing.T) {
 	require.NoError(t, json.Unmarshal(files["config/config.json"], &cfg))
 	require.NoError(t, cfg.Validate())
 	want := testhelper.Default()
-	want.Username, want.Password = "acceptance", "pw"
+	want.Username, want.Password, want.Monit = "acceptance", "pw", []string{}
 	require.Equal(t, want, cfg)
+
+	props["etcd_test_helper"].(map[string]any)["monit_command"] = []any{"/usr/bin/monit", "-c", "/etc/monitrc"}
+	files, err = r.RenderDir(context.Background(), filepath.Join(repo, "jobs", "etcd-test-helper"), instanceContext("etcd", "etcd", instance{id: "x"}, props))
+	require.NoError(t, err)
+	cfg = testhelper.Config{}
+	require.NoError(t, json.Unmarshal(files["config/config.json"], &cfg))
+	require.Equal(t, []string{"/usr/bin/monit", "-c", "/etc/monitrc"}, cfg.Monit)
 
 	// Without credentials the binary refuses to start, naming the properties.
 	files, err = r.RenderDir(context.Background(), filepath.Join(repo, "jobs", "etcd-test-helper"), instanceContext("etcd", "etcd", instance{id: "x"}, nil))

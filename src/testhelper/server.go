@@ -178,8 +178,9 @@ func (s *Server) wipe(r *http.Request) (any, error) {
 	return Wipe(s.cfg.VcapRoot, job)
 }
 
-// Wipe removes everything inside <root>/store/<job> — what `rm -rf /var/vcap/store/<job>/*` does — and keeps the
-// directory itself. It refuses a job name or a directory (after resolving symlinks) outside <root>/store.
+// Wipe does exactly what the operator's `rm -rf /var/vcap/store/<job>/*` does: it removes every entry of
+// <root>/store/<job> that the shell glob matches (names not starting with a dot) and keeps the directory itself
+// and its dot files. It refuses a job name or a directory (after resolving symlinks) outside <root>/store.
 func Wipe(root, job string) (*WipeResult, error) {
 	if err := checkJobName(job); err != nil {
 		return nil, err
@@ -201,6 +202,9 @@ func Wipe(root, job string) (*WipeResult, error) {
 	}
 	res := &WipeResult{Dir: dir, Removed: []string{}}
 	for _, e := range entries {
+		if strings.HasPrefix(e.Name(), ".") {
+			continue // `*` does not match dot files
+		}
 		if err := os.RemoveAll(filepath.Join(dir, e.Name())); err != nil {
 			return res, err
 		}
