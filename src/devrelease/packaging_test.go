@@ -43,7 +43,7 @@ func TestReleaseCompilesOffline(t *testing.T) {
 
 	work := t.TempDir()
 	packagesDir := filepath.Join(work, "packages") // stands in for /var/vcap/packages
-	for _, p := range rel.Packages {            // dependency order, like the director
+	for _, p := range rel.Packages {               // dependency order, like the director
 		if p.Name != "golang-1-linux" && p.Name != "etcd_ctl" && p.Name != "etcd-test-helper" {
 			continue
 		}
