@@ -70,6 +70,9 @@ func run(dataMiB, rate int, skipData bool) error {
 			return fmt.Errorf("%s: %w", mode, err)
 		}
 		fmt.Printf("%-34s %12d %8d %8s %22s\n", mode, len(res.Acked), res.Failed, res.LongestStall.Round(time.Millisecond), times)
+		for _, e := range res.Errors {
+			fmt.Printf("    failed write: %s\n", e)
+		}
 	}
 	if skipData {
 		return nil
