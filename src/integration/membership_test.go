@@ -102,7 +102,10 @@ func TestRollingRestartKeepsIdentityAndLosesNoWrite(t *testing.T) {
 	require.Equal(t, ids, c.memberIDs(2), "no member was removed or re-added")
 	c.requireHealthy(3)
 	c.requireNoLoss("/roll", res)
-	require.Zero(t, res.Failed, "failed writes for a client with all endpoints: %v", res.Errors)
+	// etcd drops proposals that reach the leader while it hands leadership over (on the leader: "raft proposal
+	// dropped"; forwarded by a follower: a client timeout). Leadership moves at most once per restarted member, so
+	// at most one write per restart may fail; none may be lost (above). docs/benchmarks.md has the measurements.
+	require.LessOrEqual(t, res.Failed, 3, "failed writes for a client with all endpoints: %v", res.Errors)
 }
 
 func TestKillLeaderAndRestartWithData(t *testing.T) {
