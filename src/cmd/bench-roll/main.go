@@ -32,10 +32,11 @@ import (
 
 func main() {
 	dataMiB := flag.Int("data-mib", 1024, "data written before the restart-time comparison")
+	valueKiB := flag.Int("value-kib", 16, "size of each value written for the restart-time comparison")
 	rate := flag.Int("rate", 50, "writes per second during the rolling restart")
 	skipData := flag.Bool("skip-data", false, "only run the rolling-restart comparison")
 	flag.Parse()
-	if err := run(*dataMiB, *rate, *skipData); err != nil {
+	if err := run(*dataMiB, *valueKiB, *rate, *skipData); err != nil {
 		fmt.Fprintln(os.Stderr, "bench-roll:", err)
 		os.Exit(1)
 	}
@@ -47,7 +48,7 @@ type bench struct {
 	procs  map[int]*localcluster.Process
 }
 
-func run(dataMiB, rate int, skipData bool) error {
+func run(dataMiB, valueKiB, rate int, skipData bool) error {
 	work, err := os.MkdirTemp("", "bench-roll-")
 	if err != nil {
 		return err
@@ -82,11 +83,11 @@ func run(dataMiB, rate int, skipData bool) error {
 		return err
 	}
 	defer b.stopAll()
-	keep, resync, err := b.restartTimes(dataMiB)
+	keep, resync, err := b.restartTimes(dataMiB, valueKiB)
 	if err != nil {
 		return err
 	}
-	fmt.Printf("\none member restart with %d MiB of data\n", dataMiB)
+	fmt.Printf("\none member restart with %d MiB of data (%d KiB values)\n", dataMiB, valueKiB)
 	fmt.Printf("keep-data restart (etcd_ctl):          %s\n", keep.Round(time.Millisecond))
 	fmt.Printf("wipe + rejoin + full resync (old way): %s\n", resync.Round(time.Millisecond))
 	fmt.Printf("ratio: %.1fx\n", resync.Seconds()/keep.Seconds())
@@ -186,19 +187,33 @@ func (b *bench) roll(rate int, kill bool) (loadgen.Result, string, error) {
 	return res, strings.Join(times, " "), nil
 }
 
-func (b *bench) restartTimes(dataMiB int) (keep, resync time.Duration, err error) {
+func (b *bench) restartTimes(dataMiB, valueKiB int) (keep, resync time.Duration, err error) {
 	cli, err := b.client()
 	if err != nil {
 		return 0, 0, err
 	}
 	defer cli.Close()
-	value := strings.Repeat("x", 1<<20)
-	for i := 0; i < dataMiB; i++ {
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		_, err := cli.Put(ctx, fmt.Sprintf("/data/%06d", i), value)
-		cancel()
-		if err != nil {
-			return 0, 0, fmt.Errorf("filling data: %w", err)
+	value := strings.Repeat("x", valueKiB<<10)
+	n := dataMiB << 10 / valueKiB
+	const writers = 16
+	errs := make(chan error, writers)
+	for w := 0; w < writers; w++ {
+		go func() {
+			for i := w; i < n; i += writers {
+				ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+				_, err := cli.Put(ctx, fmt.Sprintf("/data/%08d", i), value)
+				cancel()
+				if err != nil {
+					errs <- fmt.Errorf("filling data: %w", err)
+					return
+				}
+			}
+			errs <- nil
+		}()
+	}
+	for w := 0; w < writers; w++ {
+		if err := <-errs; err != nil {
+			return 0, 0, err
 		}
 	}
 	const victim = 2
