@@ -1,0 +1,215 @@
+// Package tasks runs the local director's long operations asynchronously as BOSH tasks: queued → processing →
+// done|error, with event output in the director's JSON event format, result output and debug output, each an
+// append-only file that the API serves with Range support.
+package tasks
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/etcd-release/etcd-release/src/director/state"
+)
+
+// Output kinds, as in GET /tasks/N/output?type=...
+const (
+	Event  = "event"
+	Result = "result"
+	Debug  = "debug"
+)
+
+// Func is the work of one task. A returned error ends the task in state error with the error as its result.
+type Func func(ctx context.Context, out *Output) error
+
+// Runner starts tasks; tasks of the same deployment run one at a time, in submission order.
+type Runner struct {
+	store *state.Store
+	lg    *zap.Logger
+	mu    sync.Mutex
+	locks map[string]*sync.Mutex
+	wg    sync.WaitGroup
+}
+
+// NewRunner returns a Runner recording tasks in store. Tasks left queued or processing by a previous director
+// process are marked as errored: their work was interrupted.
+func NewRunner(store *state.Store, lg *zap.Logger) (*Runner, error) {
+	all, err := store.Tasks()
+	if err != nil {
+		return nil, err
+	}
+	for _, t := range all {
+		if t.State == state.TaskQueued || t.State == state.TaskProcessing {
+			t.State, t.Result = state.TaskError, "the director restarted while this task was running"
+			if err := store.PutTask(t); err != nil {
+				return nil, err
+			}
+		}
+	}
+	return &Runner{store: store, lg: lg.Named("tasks"), locks: map[string]*sync.Mutex{}}, nil
+}
+
+// Submit records a queued task and runs fn in the background.
+func (r *Runner) Submit(description, user, deployment string, fn Func) (state.Task, error) {
+	t, err := r.store.NewTask(description, user, deployment, "")
+	if err != nil {
+		return state.Task{}, err
+	}
+	r.wg.Add(1)
+	go r.run(t, fn)
+	return t, nil
+}
+
+// Wait blocks until every submitted task has finished (for tests and shutdown).
+func (r *Runner) Wait() { r.wg.Wait() }
+
+func (r *Runner) lock(deployment string) func() {
+	if deployment == "" {
+		return func() {}
+	}
+	r.mu.Lock()
+	l, ok := r.locks[deployment]
+	if !ok {
+		l = &sync.Mutex{}
+		r.locks[deployment] = l
+	}
+	r.mu.Unlock()
+	l.Lock()
+	return l.Unlock
+}
+
+func (r *Runner) run(t state.Task, fn Func) {
+	defer r.wg.Done()
+	unlock := r.lock(t.Deployment)
+	defer unlock()
+	out := &Output{dir: r.store.TaskDir(t.ID)}
+	t.State, t.StartedAt = state.TaskProcessing, time.Now().Unix()
+	if err := r.store.PutTask(t); err != nil {
+		r.lg.Error("recording task", zap.Int("task", t.ID), zap.Error(err))
+	}
+	err := fn(context.Background(), out)
+	if err != nil {
+		t.State, t.Result = state.TaskError, err.Error()
+		out.TaskError(err)
+		r.lg.Warn("task failed", zap.Int("task", t.ID), zap.String("description", t.Description), zap.Error(err))
+	} else {
+		t.State = state.TaskDone
+		if t.Result == "" {
+			t.Result = out.summary()
+		}
+	}
+	if err := r.store.PutTask(t); err != nil {
+		r.lg.Error("recording task", zap.Int("task", t.ID), zap.Error(err))
+	}
+}
+
+// Output appends to a task's output files.
+type Output struct {
+	dir string
+	mu  sync.Mutex
+	sum string
+}
+
+// Path of one output kind.
+func Path(taskDir, kind string) string { return filepath.Join(taskDir, kind) }
+
+func (o *Output) appendLine(kind string, line []byte) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	f, err := os.OpenFile(Path(o.dir, kind), os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o600)
+	if err != nil {
+		return
+	}
+	defer f.Close()
+	_, _ = f.Write(append(line, '\n'))
+}
+
+// EventLine is one line of event output.
+type EventLine struct {
+	Time     int64          `json:"time"`
+	Stage    string         `json:"stage"`
+	Tags     []string       `json:"tags"`
+	Total    int            `json:"total"`
+	Task     string         `json:"task"`
+	Index    int            `json:"index"`
+	State    string         `json:"state"`
+	Progress int            `json:"progress"`
+	Data     map[string]any `json:"data,omitempty"`
+}
+
+// Stage reports the steps of one stage: each step emits started, then finished or failed.
+type Stage struct {
+	out   *Output
+	name  string
+	tags  []string
+	total int
+	mu    sync.Mutex
+	index int
+}
+
+// Stage starts a stage with total steps.
+func (o *Output) Stage(name string, tags []string, total int) *Stage {
+	if tags == nil {
+		tags = []string{}
+	}
+	return &Stage{out: o, name: name, tags: tags, total: total}
+}
+
+// Step runs fn as the next step of the stage, emitting its events.
+func (s *Stage) Step(task string, fn func() error) error {
+	s.mu.Lock()
+	s.index++
+	idx := s.index
+	s.mu.Unlock()
+	s.emit(task, idx, "started", 0, nil)
+	if err := fn(); err != nil {
+		s.emit(task, idx, "failed", 100, map[string]any{"error": err.Error()})
+		return err
+	}
+	s.emit(task, idx, "finished", 100, nil)
+	return nil
+}
+
+func (s *Stage) emit(task string, index int, st string, progress int, data map[string]any) {
+	b, _ := json.Marshal(EventLine{Time: time.Now().Unix(), Stage: s.name, Tags: s.tags, Total: s.total, Task: task, Index: index, State: st, Progress: progress, Data: data})
+	s.out.appendLine(Event, b)
+}
+
+// TaskError writes the task-level error event.
+func (o *Output) TaskError(err error) {
+	b, _ := json.Marshal(map[string]any{"time": time.Now().Unix(), "error": map[string]any{"code": 100, "message": err.Error()}})
+	o.appendLine(Event, b)
+}
+
+// ResultLine appends one line (typically JSON) to the result output.
+func (o *Output) ResultLine(v any) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	o.appendLine(Result, b)
+	return nil
+}
+
+// Debugf appends a line to the debug output.
+func (o *Output) Debugf(format string, a ...any) {
+	o.appendLine(Debug, []byte(time.Now().UTC().Format(time.RFC3339Nano)+" "+fmt.Sprintf(format, a...)))
+}
+
+// SetSummary sets the task's result field (a short sentence) for a successful task.
+func (o *Output) SetSummary(s string) {
+	o.mu.Lock()
+	o.sum = s
+	o.mu.Unlock()
+}
+
+func (o *Output) summary() string {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return o.sum
+}
