@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"time"
 
+	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.uber.org/zap"
 
@@ -151,9 +152,7 @@ func Run(ctx context.Context, c *config.Config, src peers.Source, req Request, m
 		return 0, err
 	}
 	defer ocli.Close()
-	rctx, rcancel := context.WithTimeout(ctx, 15*time.Second)
-	defer rcancel()
-	if _, err := ocli.MemberRemove(rctx, me.id); err != nil {
+	if err := removeMember(ctx, ocli, me.id, lg); err != nil {
 		os.Remove(markerPath)
 		return 0, fmt.Errorf("drain: removing member %x: %w", me.id, err)
 	}
@@ -161,6 +160,30 @@ func Run(ctx context.Context, c *config.Config, src peers.Source, req Request, m
 		zap.String("reason", "BOSH is deleting this instance (next state has no persistent disk)"))
 	return 0, nil
 }
+
+// removeMember removes id, retrying while etcd's strict reconfiguration check answers "unhealthy cluster": etcd
+// counts a member toward quorum only once it has been connected for a few seconds, so a removal right after a
+// scale-up or restart is refused for a moment.
+func removeMember(ctx context.Context, cli *clientv3.Client, id uint64, lg *zap.Logger) error {
+	deadline := time.Now().Add(RemoveRetryTimeout)
+	for {
+		rctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+		_, err := cli.MemberRemove(rctx, id)
+		cancel()
+		if err == nil || !errors.Is(err, rpctypes.ErrUnhealthy) || time.Now().After(deadline) {
+			return err
+		}
+		lg.Info("member removal refused for now; retrying", zap.String("reason", "etcd does not yet count recently connected members toward quorum"), zap.Error(err))
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(time.Second):
+		}
+	}
+}
+
+// RemoveRetryTimeout bounds the retries of a member removal that etcd refuses as unsafe for now.
+const RemoveRetryTimeout = 60 * time.Second
 
 type clientMember struct {
 	id      uint64
