@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"slices"
 	"strconv"
 	"time"
 
@@ -99,7 +100,7 @@ func Run(ctx context.Context, c *config.Config, src peers.Source, req Request, m
 	}
 	var me *clientMember
 	for _, m := range list.Members {
-		if m.Name == self.Name || containsURL(m.PeerURLs, self.PeerURL) {
+		if m.Name == self.Name || slices.Contains(m.PeerURLs, self.PeerURL) {
 			me = &clientMember{id: m.ID, learner: m.IsLearner}
 		}
 	}
@@ -195,15 +196,6 @@ func kindVerb(kind string) string {
 		return "stopping or recreating"
 	}
 	return "updating"
-}
-
-func containsURL(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
 }
 
 func memberHealthy(ctx context.Context, c *config.Config, ep string) bool {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"time"
 
@@ -262,7 +263,7 @@ func (m *Manager) addLearner(ctx context.Context, cli *clientv3.Client, self con
 	for _, mm := range list.Members {
 		var reason string
 		switch {
-		case mm.Name == self.Name || contains(mm.PeerURLs, self.PeerURL):
+		case mm.Name == self.Name || slices.Contains(mm.PeerURLs, self.PeerURL):
 			reason = "it is a stale entry for this instance, whose data dir is empty"
 		case mm.Name == "" && mm.IsLearner:
 			reason = "it is a learner that was added but never started; its joiner no longer holds the membership lock"
@@ -279,15 +280,6 @@ func (m *Manager) addLearner(ctx context.Context, cli *clientv3.Client, self con
 		return nil, fmt.Errorf("adding %s as a learner: %w", self.PeerURL, err)
 	}
 	return resp, nil
-}
-
-func contains(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
 }
 
 // Complete finishes a start once etcd is ready: promotes a learner (retrying while it catches up), releases the
