@@ -239,15 +239,17 @@ func TestCloudConfigDiffAndUpdate(t *testing.T) {
 	require.Contains(t, string(b), "'networks' is required")
 }
 
-func TestDeployIsRefusedUntilImplemented(t *testing.T) {
+func TestDeploymentEndpointsWithoutVMBackend(t *testing.T) {
 	f := newFixture(t)
 	resp, b := f.do("POST", "/deployments", strings.NewReader("name: x\n"), true, map[string]string{"Content-Type": "text/yaml"})
-	require.Equal(t, http.StatusNotImplemented, resp.StatusCode)
-	require.Contains(t, string(b), "does not deploy yet")
+	require.Equal(t, http.StatusServiceUnavailable, resp.StatusCode)
+	require.Contains(t, string(b), "without a VM backend")
 	_, b = f.do("GET", "/deployments", nil, true, nil)
 	require.JSONEq(t, `[]`, string(b))
 	resp, _ = f.do("GET", "/deployments/x", nil, true, nil)
 	require.Equal(t, http.StatusNotFound, resp.StatusCode)
+	_, b = f.do("POST", "/deployments/x/diff?redact=true", strings.NewReader("name: x\n"), true, nil)
+	require.JSONEq(t, `{"context":{"cloud_config_id":null,"runtime_config_ids":[]},"diff":[["name: x","added"]]}`, string(b))
 }
 
 func TestRestartedDirectorKeepsStateAndFailsInterruptedTasks(t *testing.T) {
@@ -269,4 +271,3 @@ func TestRestartedDirectorKeepsStateAndFailsInterruptedTasks(t *testing.T) {
 	require.NoError(t, err)
 	require.Len(t, sc, 1)
 }
-

@@ -40,11 +40,14 @@ func (s *Server) routes() {
 	s.handle("GET /configs", s.listConfigs, true)
 	s.handle("GET /deployments", s.listDeployments, true)
 	s.handle("GET /deployments/{name}", s.getDeployment, true)
-	for _, p := range []string{"POST /deployments", "POST /deployments/{name}/diff", "DELETE /deployments/{name}",
-		"GET /deployments/{name}/instances", "GET /deployments/{name}/vms", "PUT /deployments/{name}/jobs/{rest...}",
-		"POST /deployments/{name}/errands/{errand}/runs"} {
-		s.handle(p, s.notYet, true)
-	}
+	s.handle("POST /deployments", s.deploy, true)
+	s.handle("POST /deployments/{name}/diff", s.deploymentDiff, true)
+	s.handle("DELETE /deployments/{name}", s.deleteDeployment, true)
+	s.handle("GET /deployments/{name}/instances", s.instances, true)
+	s.handle("GET /deployments/{name}/vms", s.vms, true)
+	s.handle("PUT /deployments/{name}/jobs/{rest...}", s.changeState, true)
+	s.handle("GET /deployments/{name}/errands", s.listErrands, true)
+	s.handle("POST /deployments/{name}/errands/{errand}/runs", s.runErrand, true)
 }
 
 func (s *Server) info(r *http.Request) (any, error) {
@@ -57,12 +60,6 @@ func (s *Server) info(r *http.Request) (any, error) {
 		"user_authentication": map[string]any{"type": "basic", "options": map[string]any{}},
 		"features":            map[string]any{},
 	}, nil
-}
-
-// notYet answers the endpoints whose work (deploying, instance state changes, errands) this director does not
-// perform yet, with a clear error instead of pretending.
-func (s *Server) notYet(r *http.Request) (any, error) {
-	return nil, &apiError{Status: http.StatusNotImplemented, Code: 100, Message: fmt.Sprintf("%s %s: this local director does not deploy yet (instance lifecycle is not implemented)", r.Method, r.URL.Path)}
 }
 
 func taskJSON(t state.Task) map[string]any {

@@ -13,6 +13,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/etcd-release/etcd-release/src/director/deployer"
 	"github.com/etcd-release/etcd-release/src/director/state"
 	"github.com/etcd-release/etcd-release/src/director/tasks"
 )
@@ -30,8 +31,11 @@ type Server struct {
 	Creds Credentials
 	Store *state.Store
 	Tasks *tasks.Runner
-	Log   *zap.Logger
-	mux   *http.ServeMux
+	// Deployer performs deploys, state changes, errands and deletes; nil serves the API without VMs (those
+	// endpoints then answer 503).
+	Deployer *deployer.Deployer
+	Log      *zap.Logger
+	mux      *http.ServeMux
 }
 
 // apiError is an error with an HTTP status and a BOSH error code.

@@ -62,10 +62,32 @@ type Instance struct {
 	Index     int    `json:"index"`
 	AZ        string `json:"az"`
 	IP        string `json:"ip"`
+	Network   string `json:"network,omitempty"`
 	Bootstrap bool   `json:"bootstrap"`
 	VMCID     string `json:"vm_cid"`
 	DiskCID   string `json:"disk_cid"`
-	State     string `json:"state"`
+	// State is the desired state: started, stopped or detached (BOSH's instance state).
+	State string `json:"state"`
+	// Lifecycle is service or errand.
+	Lifecycle   string    `json:"lifecycle,omitempty"`
+	VMCreatedAt time.Time `json:"vm_created_at,omitzero"`
+	VMType      string    `json:"vm_type,omitempty"`
+	Stemcell    string    `json:"stemcell,omitempty"`
+	// DiskSize is the persistent disk size in MB the instance was last applied with (0 = no disk).
+	DiskSize int `json:"disk_size,omitempty"`
+	// Applied describes what is installed on the VM (empty until the first apply on the current VM).
+	Applied *Applied `json:"applied,omitempty"`
+	// Dirty means the last update of this instance did not finish; the next deploy updates it again.
+	Dirty bool `json:"dirty,omitempty"`
+}
+
+// Applied is what the director last applied to an instance's VM: the change detection of bosh-semantics §7.
+type Applied struct {
+	// Jobs are "name/version" in group order.
+	Jobs []string `json:"jobs"`
+	// Packages maps the installed package names to their versions.
+	Packages   map[string]string `json:"packages"`
+	ConfigHash string            `json:"configuration_hash"`
 }
 
 // Task is a director task.

@@ -54,14 +54,25 @@ func NewRunner(store *state.Store, lg *zap.Logger) (*Runner, error) {
 	return &Runner{store: store, lg: lg.Named("tasks"), locks: map[string]*sync.Mutex{}}, nil
 }
 
-// Submit records a queued task and runs fn in the background.
+// Submit records a queued task and runs fn in the background. Tasks naming the same deployment run one at a
+// time, in submission order: they change the deployment.
 func (r *Runner) Submit(description, user, deployment string, fn Func) (state.Task, error) {
+	return r.submit(description, user, deployment, true, fn)
+}
+
+// SubmitReadOnly is Submit for a task that only reads a deployment (instances, vms): it is recorded with the
+// deployment but does not wait for the deployment's running task.
+func (r *Runner) SubmitReadOnly(description, user, deployment string, fn Func) (state.Task, error) {
+	return r.submit(description, user, deployment, false, fn)
+}
+
+func (r *Runner) submit(description, user, deployment string, lock bool, fn Func) (state.Task, error) {
 	t, err := r.store.NewTask(description, user, deployment, "")
 	if err != nil {
 		return state.Task{}, err
 	}
 	r.wg.Add(1)
-	go r.run(t, fn)
+	go r.run(t, lock, fn)
 	return t, nil
 }
 
@@ -83,10 +94,12 @@ func (r *Runner) lock(deployment string) func() {
 	return l.Unlock
 }
 
-func (r *Runner) run(t state.Task, fn Func) {
+func (r *Runner) run(t state.Task, lock bool, fn Func) {
 	defer r.wg.Done()
-	unlock := r.lock(t.Deployment)
-	defer unlock()
+	if lock {
+		unlock := r.lock(t.Deployment)
+		defer unlock()
+	}
 	out := &Output{dir: r.store.TaskDir(t.ID)}
 	t.State, t.StartedAt = state.TaskProcessing, time.Now().Unix()
 	if err := r.store.PutTask(t); err != nil {

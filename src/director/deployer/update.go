@@ -1,0 +1,532 @@
+package deployer
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"maps"
+	"os"
+	"slices"
+	"sort"
+	"sync"
+
+	"go.uber.org/zap"
+	"gopkg.in/yaml.v3"
+
+	"github.com/etcd-release/etcd-release/src/director/manifest"
+	"github.com/etcd-release/etcd-release/src/director/state"
+	"github.com/etcd-release/etcd-release/src/director/tasks"
+	"github.com/etcd-release/etcd-release/src/director/vm"
+)
+
+func yamlUnmarshal(b []byte, v any) error { return yaml.Unmarshal(b, v) }
+
+// converge is a deploy: plan, compile, delete obsolete instances, create missing VMs, update groups in order,
+// post-deploy.
+func (d *Deployer) converge(ctx context.Context, out *tasks.Output, manifestText, name string, overrides func(*instancePlan) override) error {
+	p, ds, prev, err := d.prepare(ctx, out, manifestText, name, overrides)
+	if err != nil {
+		return err
+	}
+	pkgs, err := d.compileAll(ctx, p, out, d.cfg.CompileWorkers)
+	if err != nil {
+		return err
+	}
+	flat := flatten(pkgs)
+	if err := d.deleteObsolete(ctx, out, p, ds); err != nil {
+		return err
+	}
+	if err := d.createMissing(ctx, out, p, ds); err != nil {
+		return err
+	}
+	changed, err := d.updateGroups(ctx, out, p, ds, prev, flat)
+	if err != nil {
+		return err
+	}
+	if changed {
+		d.postDeploy(ctx, p)
+	}
+	out.SetSummary("/deployments/" + p.name)
+	return nil
+}
+
+func flatten(pkgs map[string]map[string]*compiledPackage) map[string]*compiledPackage {
+	out := map[string]*compiledPackage{}
+	for rel, m := range pkgs {
+		for name, cp := range m {
+			out[rel+"/"+name] = cp
+		}
+	}
+	return out
+}
+
+// deleteObsolete deletes instances of removed groups and scaled-down instances (bosh-semantics §8).
+func (d *Deployer) deleteObsolete(ctx context.Context, out *tasks.Output, p *plan, ds *depState) error {
+	if len(p.obsolete) == 0 {
+		return nil
+	}
+	stage := out.Stage("Deleting unneeded instances", nil, len(p.obsolete))
+	width := 1
+	for _, gp := range p.groups {
+		width = max(width, gp.g.Update.MaxInFlight.Of(len(p.obsolete)))
+	}
+	return runPool(p.obsolete, width, func(inst state.Instance) error {
+		return stage.Step(instanceName(inst), func() error {
+			return d.deleteInstance(ctx, inst, ds, false, "keep")
+		})
+	})
+}
+
+// deleteInstance runs the shutdown of an instance that goes away — pre-stop (VM and instance deleted), drain
+// job_shutdown with next persistent_disk 0, monit stop, post-stop — then deletes its VM and persistent disk.
+func (d *Deployer) deleteInstance(ctx context.Context, inst state.Instance, ds *depState, force bool, deploymentNext string) error {
+	name := instanceName(inst)
+	if v := d.liveVM(inst); v != nil && inst.Applied != nil {
+		err := d.shutdown(ctx, v, name, jobNamesOf(inst.Applied), inst.DiskSize, 0, false,
+			[]string{"BOSH_VM_NEXT_STATE=delete", "BOSH_INSTANCE_NEXT_STATE=delete", "BOSH_DEPLOYMENT_NEXT_STATE=" + deploymentNext})
+		if err != nil && !force {
+			return err
+		}
+	}
+	if err := d.deleteVM(ctx, &inst); err != nil && !force {
+		return err
+	}
+	if inst.DiskCID != "" {
+		if err := removeAll(d.diskDir(inst.DiskCID)); err != nil && !force {
+			return fmt.Errorf("deleting disk %s of '%s': %w", inst.DiskCID, name, err)
+		}
+	}
+	d.log.Info("instance deleted", zap.String("instance", name), zap.String("reason", "no longer desired"))
+	return ds.remove(inst.ID)
+}
+
+// shutdown is the stop phase of a shutdown: pre-stop, drain job_shutdown hash_unchanged, monit stop, post-stop.
+func (d *Deployer) shutdown(ctx context.Context, v *vm.VM, name string, jobs []string, diskNow, diskNext int, skipDrain bool, preStopEnv []string) error {
+	if !skipDrain {
+		if err := d.runHook(ctx, v, name, jobs, "pre-stop", preStopEnv); err != nil {
+			return err
+		}
+		if err := d.drain(ctx, v, name, jobs, drainArgs{args: []string{"job_shutdown", "hash_unchanged"}, diskNow: diskNow, diskNext: diskNext}); err != nil {
+			return err
+		}
+	}
+	if err := stop(ctx, v, name); err != nil {
+		return err
+	}
+	return d.runHook(ctx, v, name, jobs, "post-stop", nil)
+}
+
+func removeAll(dir string) error { return os.RemoveAll(dir) }
+
+// createMissing creates the VMs of service instances that should have one (bosh-semantics §7 stage 5).
+func (d *Deployer) createMissing(ctx context.Context, out *tasks.Output, p *plan, ds *depState) error {
+	var missing []*instancePlan
+	for _, gp := range p.groups {
+		if gp.g.Lifecycle == manifest.LifecycleErrand {
+			continue
+		}
+		for _, ip := range gp.instances {
+			if ip.inst.State != "detached" && d.liveVM(ip.inst) == nil {
+				missing = append(missing, ip)
+			}
+		}
+	}
+	if len(missing) == 0 {
+		return nil
+	}
+	stage := out.Stage("Creating missing vms", nil, len(missing))
+	return runPool(missing, len(missing), func(ip *instancePlan) error {
+		return stage.Step(ip.name(), func() error {
+			if ip.inst.VMCID != "" { // a VM the director lost (unresponsive agent): clear what is left of it
+				if err := d.deleteVM(ctx, &ip.inst); err != nil {
+					return err
+				}
+			}
+			if _, err := d.createVMFor(ctx, ip); err != nil {
+				return err
+			}
+			return ds.put(ip.inst)
+		})
+	})
+}
+
+func (d *Deployer) createVMFor(ctx context.Context, ip *instancePlan) (*vm.VM, error) {
+	v, err := d.createVM(ctx, &ip.inst, ip.group.dep, ip.group.diskSize)
+	if err != nil {
+		return nil, err
+	}
+	ip.inst.VMType = ip.group.g.VMType
+	ip.inst.Stemcell = ip.stemcellCID()
+	ip.inst.DiskSize = ip.group.diskSize
+	return v, nil
+}
+
+func (ip *instancePlan) stemcellCID() string { return ip.group.stemcell }
+
+// updateGroups updates the service groups in manifest order; consecutive groups with serial: false update
+// together. It reports whether any instance changed.
+func (d *Deployer) updateGroups(ctx context.Context, out *tasks.Output, p *plan, ds *depState, prev map[string]state.Instance, pkgs map[string]*compiledPackage) (bool, error) {
+	var changedAny bool
+	var mu sync.Mutex
+	run := func(batch []*groupPlan) error {
+		return runPool(batch, len(batch), func(gp *groupPlan) error {
+			changed, err := d.updateGroup(ctx, out, gp, ds, prev, pkgs)
+			mu.Lock()
+			changedAny = changedAny || changed
+			mu.Unlock()
+			return err
+		})
+	}
+	var batch []*groupPlan
+	for _, gp := range p.groups {
+		if gp.g.Lifecycle == manifest.LifecycleErrand {
+			continue
+		}
+		if gp.g.Update.Serial {
+			if err := run(batch); err != nil {
+				return changedAny, err
+			}
+			batch = nil
+			if err := run([]*groupPlan{gp}); err != nil {
+				return changedAny, err
+			}
+			continue
+		}
+		batch = append(batch, gp)
+	}
+	return changedAny, run(batch)
+}
+
+// updateGroup updates the group's changed instances: AZ by AZ (the bootstrap instance's AZ first), canaries in
+// the first AZ, then a sliding window of max_in_flight (bosh-semantics §7).
+func (d *Deployer) updateGroup(ctx context.Context, out *tasks.Output, gp *groupPlan, ds *depState, prev map[string]state.Instance, pkgs map[string]*compiledPackage) (bool, error) {
+	var changed []*instancePlan
+	for _, ip := range gp.instances {
+		p, had := prev[ip.inst.ID]
+		var prevPtr *state.Instance
+		if had {
+			prevPtr = &p
+		}
+		if d.needsUpdate(ip, prevPtr, pkgs) {
+			changed = append(changed, ip)
+		}
+	}
+	if len(changed) == 0 {
+		return false, nil
+	}
+	bootAZ := ""
+	for _, ip := range gp.instances {
+		if ip.inst.Bootstrap {
+			bootAZ = ip.inst.AZ
+		}
+	}
+	byAZ := map[string][]*instancePlan{}
+	for _, ip := range changed {
+		byAZ[ip.inst.AZ] = append(byAZ[ip.inst.AZ], ip)
+	}
+	azOrder := []string{}
+	if _, ok := byAZ[bootAZ]; ok {
+		azOrder = append(azOrder, bootAZ)
+	}
+	if _, ok := byAZ[""]; ok && bootAZ != "" {
+		azOrder = append(azOrder, "")
+	}
+	for _, az := range slices.Sorted(maps.Keys(byAZ)) {
+		if !slices.Contains(azOrder, az) {
+			azOrder = append(azOrder, az)
+		}
+	}
+	stage := out.Stage("Updating instance", []string{gp.g.Name}, len(changed))
+	for n, az := range azOrder {
+		list := byAZ[az]
+		sort.Slice(list, func(i, j int) bool {
+			if list[i].inst.Bootstrap != list[j].inst.Bootstrap {
+				return list[i].inst.Bootstrap
+			}
+			return list[i].inst.ID < list[j].inst.ID
+		})
+		width := max(gp.g.Update.MaxInFlight.Of(len(list)), 1)
+		rest := list
+		if n == 0 {
+			canaries := min(gp.g.Update.Canaries.Of(len(list)), len(list))
+			err := runPool(list[:canaries], width, func(ip *instancePlan) error {
+				return stage.Step(ip.name()+" (canary)", func() error { return d.updateInstance(ctx, ip, prev, pkgs, ds, true) })
+			})
+			if err != nil {
+				return true, err
+			}
+			rest = list[canaries:]
+		}
+		err := runPool(rest, width, func(ip *instancePlan) error {
+			return stage.Step(ip.name(), func() error { return d.updateInstance(ctx, ip, prev, pkgs, ds, false) })
+		})
+		if err != nil {
+			return true, err
+		}
+	}
+	return true, nil
+}
+
+// desiredApplied is what the instance will have applied after its update.
+func (ip *instancePlan) desiredApplied(pkgs map[string]*compiledPackage) *state.Applied {
+	a := &state.Applied{Packages: map[string]string{}, ConfigHash: ip.hash}
+	for _, jp := range ip.group.jobs {
+		a.Jobs = append(a.Jobs, jp.job.Name+"/"+jp.job.Version)
+		for _, name := range jp.job.Spec.Packages {
+			if cp := pkgs[jp.rel.Manifest.Name+"/"+name]; cp != nil {
+				a.Packages[name] = cp.Version
+			}
+		}
+	}
+	return a
+}
+
+func sameApplied(a, b *state.Applied) bool {
+	return a != nil && b != nil && slices.Equal(a.Jobs, b.Jobs) && maps.Equal(a.Packages, b.Packages) && a.ConfigHash == b.ConfigHash
+}
+
+// needsRecreate reports whether the instance needs a new VM: stemcell, vm_type, IP, a persistent disk that
+// appears or disappears (disks are mounted when a VM boots), or an explicit recreate.
+func (d *Deployer) needsRecreate(ip *instancePlan) bool {
+	v := d.liveVM(ip.inst)
+	if v == nil {
+		return false
+	}
+	return ip.override.recreate || v.IP().String() != ip.inst.IP || ip.inst.VMType != ip.group.g.VMType ||
+		ip.inst.Stemcell != ip.stemcellCID() || (ip.inst.DiskSize == 0) != (ip.group.diskSize == 0)
+}
+
+func (d *Deployer) needsUpdate(ip *instancePlan, prev *state.Instance, pkgs map[string]*compiledPackage) bool {
+	hasVM := d.liveVM(ip.inst) != nil
+	switch ip.inst.State {
+	case "detached":
+		return hasVM
+	case "stopped":
+		return hasVM && (prev == nil || prev.State != "stopped" || ip.inst.Applied == nil)
+	}
+	return !hasVM || ip.inst.Applied == nil || ip.inst.Dirty || ip.override.restart || d.needsRecreate(ip) ||
+		!sameApplied(ip.inst.Applied, ip.desiredApplied(pkgs)) || ip.inst.DiskSize != ip.group.diskSize ||
+		prev == nil || prev.State != "started"
+}
+
+// updateInstance brings one instance to its desired state (bosh-semantics §7 per-instance order).
+func (d *Deployer) updateInstance(ctx context.Context, ip *instancePlan, prevAll map[string]state.Instance, pkgs map[string]*compiledPackage, ds *depState, canary bool) error {
+	name := ip.name()
+	prev, hadPrev := prevAll[ip.inst.ID]
+	wasRunning := hadPrev && prev.State == "started" && ip.inst.Applied != nil
+	ip.inst.Dirty = true
+	if err := ds.put(ip.inst); err != nil {
+		return err
+	}
+	v := d.liveVM(ip.inst)
+	var oldJobs []string
+	if ip.inst.Applied != nil {
+		oldJobs = jobNamesOf(ip.inst.Applied)
+	}
+	skipDrain := ip.override.skipDrain
+	switch ip.inst.State {
+	case "detached":
+		if v != nil {
+			if wasRunning {
+				if err := d.shutdown(ctx, v, name, oldJobs, ip.inst.DiskSize, ip.group.diskSize, skipDrain,
+					[]string{"BOSH_VM_NEXT_STATE=delete", "BOSH_INSTANCE_NEXT_STATE=keep", "BOSH_DEPLOYMENT_NEXT_STATE=keep"}); err != nil {
+					return err
+				}
+			}
+			if err := d.deleteVM(ctx, &ip.inst); err != nil {
+				return err
+			}
+		}
+		ip.inst.Dirty = false
+		return ds.put(ip.inst)
+	case "stopped":
+		if v == nil {
+			ip.inst.Dirty = false
+			return ds.put(ip.inst)
+		}
+		if wasRunning {
+			if err := d.shutdown(ctx, v, name, oldJobs, ip.inst.DiskSize, ip.group.diskSize, skipDrain,
+				[]string{"BOSH_VM_NEXT_STATE=keep", "BOSH_INSTANCE_NEXT_STATE=keep", "BOSH_DEPLOYMENT_NEXT_STATE=keep"}); err != nil {
+				return err
+			}
+		} else if ip.inst.Applied == nil {
+			if err := d.apply(ctx, v, ip, pkgs); err != nil {
+				return err
+			}
+			ip.inst.Applied = ip.desiredApplied(pkgs)
+			if err := stop(ctx, v, name); err != nil {
+				return err
+			}
+		}
+		ip.inst.Dirty = false
+		return ds.put(ip.inst)
+	}
+	if v == nil {
+		var err error
+		if v, err = d.createVMFor(ctx, ip); err != nil {
+			return err
+		}
+		if err := ds.put(ip.inst); err != nil {
+			return err
+		}
+		wasRunning = false
+	}
+	if d.needsRecreate(ip) {
+		if wasRunning {
+			if err := d.shutdown(ctx, v, name, oldJobs, ip.inst.DiskSize, ip.group.diskSize, skipDrain,
+				[]string{"BOSH_VM_NEXT_STATE=delete", "BOSH_INSTANCE_NEXT_STATE=keep", "BOSH_DEPLOYMENT_NEXT_STATE=keep"}); err != nil {
+				return err
+			}
+		}
+		if err := d.deleteVM(ctx, &ip.inst); err != nil {
+			return err
+		}
+		if ip.group.diskSize == 0 && ip.inst.DiskCID != "" {
+			_ = removeAll(d.diskDir(ip.inst.DiskCID))
+			ip.inst.DiskCID = ""
+		}
+		var err error
+		if v, err = d.createVMFor(ctx, ip); err != nil {
+			return err
+		}
+		if err := ds.put(ip.inst); err != nil {
+			return err
+		}
+		wasRunning = false
+	}
+	want := ip.desiredApplied(pkgs)
+	if wasRunning && v != nil {
+		if !skipDrain {
+			if err := d.runHook(ctx, v, name, oldJobs, "pre-stop",
+				[]string{"BOSH_VM_NEXT_STATE=keep", "BOSH_INSTANCE_NEXT_STATE=keep", "BOSH_DEPLOYMENT_NEXT_STATE=keep"}); err != nil {
+				return err
+			}
+			da := drainArgs{diskNow: ip.inst.DiskSize, diskNext: ip.group.diskSize}
+			if ip.inst.DiskSize != ip.group.diskSize {
+				da.args = []string{"job_shutdown", "hash_unchanged"}
+			} else {
+				hash := "hash_unchanged"
+				if ip.inst.Applied.ConfigHash != want.ConfigHash {
+					hash = "hash_changed"
+				}
+				da.args = append([]string{"job_changed", hash}, changedPackages(ip.inst.Applied, want)...)
+			}
+			if err := d.drain(ctx, v, name, oldJobs, da); err != nil {
+				return err
+			}
+		}
+		if err := stop(ctx, v, name); err != nil {
+			return err
+		}
+		if err := d.runHook(ctx, v, name, oldJobs, "post-stop", nil); err != nil {
+			return err
+		}
+	}
+	if err := d.apply(ctx, v, ip, pkgs); err != nil {
+		return err
+	}
+	ip.inst.Applied = want
+	ip.inst.DiskSize = ip.group.diskSize
+	if err := ds.put(ip.inst); err != nil {
+		return err
+	}
+	jobs := ip.jobNames()
+	if err := d.runHook(ctx, v, name, jobs, "pre-start", nil); err != nil {
+		return err
+	}
+	if err := v.Monit().StartAll(ctx); err != nil {
+		return fmt.Errorf("'%s': starting jobs: %w", name, err)
+	}
+	watch := ip.group.g.Update.UpdateWatch
+	if canary {
+		watch = ip.group.g.Update.CanaryWatch
+	}
+	if err := d.waitRunning(ctx, v, name, watch.Min, watch.Max); err != nil {
+		return err
+	}
+	if err := d.runHook(ctx, v, name, jobs, "post-start", nil); err != nil {
+		return err
+	}
+	ip.inst.Dirty = false
+	d.log.Info("instance updated", zap.String("instance", name), zap.Bool("canary", canary), zap.String("reason", "instance changed"))
+	return ds.put(ip.inst)
+}
+
+func jobNamesOf(a *state.Applied) []string {
+	var out []string
+	for _, j := range a.Jobs {
+		name, _, _ := cutLast(j, "/")
+		out = append(out, name)
+	}
+	return out
+}
+
+func cutLast(s, sep string) (string, string, bool) {
+	for i := len(s) - len(sep); i >= 0; i-- {
+		if s[i:i+len(sep)] == sep {
+			return s[:i], s[i+len(sep):], true
+		}
+	}
+	return s, "", false
+}
+
+// changedPackages are the sorted names of packages that are new or have another version.
+func changedPackages(old, new *state.Applied) []string {
+	var out []string
+	for name, v := range new.Packages {
+		if old == nil || old.Packages[name] != v {
+			out = append(out, name)
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
+// postDeploy runs bin/post-deploy on every started instance with a VM (errors are logged, as they do not fail a
+// BOSH deploy unless the director is configured to).
+func (d *Deployer) postDeploy(ctx context.Context, p *plan) {
+	for _, gp := range p.groups {
+		for _, ip := range gp.instances {
+			if v := d.liveVM(ip.inst); v != nil && ip.inst.State == "started" {
+				if err := d.runHook(ctx, v, ip.name(), ip.jobNames(), "post-deploy", nil); err != nil {
+					d.log.Warn("post-deploy failed", zap.String("instance", ip.name()), zap.Error(err))
+				}
+			}
+		}
+	}
+}
+
+// runPool runs fn over items with at most width at a time, as a sliding window. After the first failure no new
+// item starts; running ones finish. It returns the errors of all failed items.
+func runPool[T any](items []T, width int, fn func(T) error) error {
+	if len(items) == 0 {
+		return nil
+	}
+	width = max(width, 1)
+	sem := make(chan struct{}, width)
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	var errs []error
+	for _, it := range items {
+		sem <- struct{}{}
+		mu.Lock()
+		failed := len(errs) > 0
+		mu.Unlock()
+		if failed {
+			<-sem
+			break
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			if err := fn(it); err != nil {
+				mu.Lock()
+				errs = append(errs, err)
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	return errors.Join(errs...)
+}
