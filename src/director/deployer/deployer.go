@@ -61,6 +61,10 @@ type Deployer struct {
 
 	relMu    sync.Mutex
 	relCache map[string]*release.Release
+
+	// remonitor: per VM, the services drain unmonitored (see stop).
+	remonitorMu sync.Mutex
+	remonitor   map[string][]string
 }
 
 // New returns a Deployer.
@@ -89,7 +93,7 @@ func New(cfg Config, store *state.Store) (*Deployer, error) {
 			return nil, err
 		}
 	}
-	return &Deployer{cfg: cfg, store: store, renderer: r, log: cfg.Log.Named("deployer"), vms: map[string]*vm.VM{}, relCache: map[string]*release.Release{}}, nil
+	return &Deployer{cfg: cfg, store: store, renderer: r, log: cfg.Log.Named("deployer"), vms: map[string]*vm.VM{}, relCache: map[string]*release.Release{}, remonitor: map[string][]string{}}, nil
 }
 
 // Recover re-attaches the VMs of saved deployments after a director restart and reaps VMs with this director's

@@ -187,6 +187,19 @@ type drainArgs struct {
 // an integer; N >= 0 waits N seconds; N < 0 waits |N| seconds and runs it again with job_check_status
 // hash_unchanged (without BOSH_JOB_NEXT_STATE) until it prints N >= 0.
 func (d *Deployer) drain(ctx context.Context, v *vm.VM, instName string, jobs []string, da drainArgs) error {
+	procs, err := v.Monit().Processes(ctx)
+	if err != nil {
+		return fmt.Errorf("'%s': before drain: %w", instName, err)
+	}
+	var monitored []string
+	for _, p := range procs {
+		if p.Monitor != 0 {
+			monitored = append(monitored, p.Name)
+		}
+	}
+	d.remonitorMu.Lock()
+	d.remonitor[v.ID()] = monitored
+	d.remonitorMu.Unlock()
 	if err := v.Monit().UnmonitorAll(ctx); err != nil {
 		return fmt.Errorf("'%s': unmonitoring services before drain: %w", instName, err)
 	}
@@ -252,9 +265,23 @@ func (d *Deployer) drainJob(ctx context.Context, v *vm.VM, instName, job, script
 }
 
 // stop runs agent `stop`: monit stop of every vcap service, waiting until all are unmonitored (5 minutes).
-func stop(ctx context.Context, v *vm.VM, instName string) error {
+//
+// The services drain unmonitored are monitored again first: the agent's `monit stop` runs the stop program of an
+// unmonitored service on a stemcell's monit, but monit 5.33 (Debian) answers it "done" without running it, which
+// would leave the old process running through the update.
+func (d *Deployer) stop(ctx context.Context, v *vm.VM, instName string) error {
 	sctx, cancel := context.WithTimeout(ctx, 5*time.Minute)
 	defer cancel()
+	d.remonitorMu.Lock()
+	services := d.remonitor[v.ID()]
+	delete(d.remonitor, v.ID())
+	d.remonitorMu.Unlock()
+	for _, svc := range services {
+		_, stderr, code, err := v.Exec(sctx, []string{vm.MonitWrapper, "monitor", svc}, nil, nil)
+		if err != nil || code != 0 {
+			return fmt.Errorf("'%s': monitoring %s again before stop: %v %s", instName, svc, err, strings.TrimSpace(string(stderr)))
+		}
+	}
 	if err := v.Monit().StopAll(sctx); err != nil {
 		return fmt.Errorf("'%s': stopping jobs: %w", instName, err)
 	}

@@ -329,7 +329,7 @@ func (d *Deployer) RunErrand(ctx context.Context, out *tasks.Output, name, erran
 		_ = runPool(creates, len(creates), func(r run) error {
 			return dstage.Step(r.ip.name(), func() error {
 				if v := d.liveVM(r.ip.inst); v != nil {
-					if err := stop(ctx, v, r.ip.name()); err != nil {
+					if err := d.stop(ctx, v, r.ip.name()); err != nil {
 						return err
 					}
 				}

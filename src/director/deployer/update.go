@@ -110,7 +110,7 @@ func (d *Deployer) shutdown(ctx context.Context, v *vm.VM, name string, jobs []s
 			return err
 		}
 	}
-	if err := stop(ctx, v, name); err != nil {
+	if err := d.stop(ctx, v, name); err != nil {
 		return err
 	}
 	return d.runHook(ctx, v, name, jobs, "post-stop", nil)
@@ -354,7 +354,7 @@ func (d *Deployer) updateInstance(ctx context.Context, ip *instancePlan, prevAll
 				return err
 			}
 			ip.inst.Applied = ip.desiredApplied(pkgs)
-			if err := stop(ctx, v, name); err != nil {
+			if err := d.stop(ctx, v, name); err != nil {
 				return err
 			}
 		}
@@ -415,7 +415,7 @@ func (d *Deployer) updateInstance(ctx context.Context, ip *instancePlan, prevAll
 				return err
 			}
 		}
-		if err := stop(ctx, v, name); err != nil {
+		if err := d.stop(ctx, v, name); err != nil {
 			return err
 		}
 		if err := d.runHook(ctx, v, name, oldJobs, "post-stop", nil); err != nil {
