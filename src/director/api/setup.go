@@ -2,16 +2,20 @@ package api
 
 import (
 	"crypto/rand"
+	"crypto/rsa"
 	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
 	"encoding/hex"
 	"encoding/json"
+	"encoding/pem"
 	"errors"
 	"fmt"
+	"math/big"
 	"net"
 	"os"
 	"path/filepath"
-
-	"github.com/etcd-release/etcd-release/src/pki"
+	"time"
 )
 
 // TLSFiles are the director's CA and server certificate in the state dir; clients trust CACert.
@@ -22,23 +26,21 @@ func TLSPaths(stateDir string) TLSFiles {
 	return TLSFiles{CACert: filepath.Join(stateDir, "director-ca.crt"), ServerCert: filepath.Join(stateDir, "director.crt"), ServerKey: filepath.Join(stateDir, "director.key")}
 }
 
-// LoadOrCreateTLS returns the director's server TLS config, generating a CA and a server certificate for ips
-// (plus 127.0.0.1 and localhost) on first use. The certificates are ECDSA P-256; the bosh CLI and Go clients
-// accept them.
+// LoadOrCreateTLS returns the director's server TLS config, generating on first use a CA and an RSA-2048 server
+// certificate for ips plus 127.0.0.1 and localhost (the bosh CLI expects an RSA certificate it can verify against
+// the CA it is given). The CA certificate is written to the state dir for clients; the keys stay there, 0600.
 func LoadOrCreateTLS(stateDir string, ips []net.IP) (*tls.Config, error) {
 	p := TLSPaths(stateDir)
 	if _, err := os.Stat(p.ServerCert); errors.Is(err, os.ErrNotExist) {
-		ca, err := pki.GenerateCA("local-director-ca", 0)
+		caPEM, certPEM, keyPEM, err := generateRSA(append([]net.IP{net.IPv4(127, 0, 0, 1)}, ips...))
 		if err != nil {
-			return nil, err
+			return nil, fmt.Errorf("generating the director certificate: %w", err)
 		}
-		all := append([]net.IP{net.IPv4(127, 0, 0, 1)}, ips...)
-		pair, err := ca.Issue(pki.Request{CommonName: "local-director", DNSNames: []string{"localhost"}, IPs: all, Usage: pki.UsageServer})
-		if err != nil {
-			return nil, err
-		}
-		for path, b := range map[string][]byte{p.CACert: ca.CertPEM(), p.ServerCert: pair.CertPEM, p.ServerKey: pair.KeyPEM} {
-			if err := os.WriteFile(path, b, 0o600); err != nil {
+		for _, f := range []struct {
+			path string
+			b    []byte
+		}{{p.CACert, caPEM}, {p.ServerKey, keyPEM}, {p.ServerCert, certPEM}} {
+			if err := os.WriteFile(f.path, f.b, 0o600); err != nil {
 				return nil, err
 			}
 		}
@@ -48,6 +50,49 @@ func LoadOrCreateTLS(stateDir string, ips []net.IP) (*tls.Config, error) {
 		return nil, fmt.Errorf("director certificate in %s: %w", stateDir, err)
 	}
 	return &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}, nil
+}
+
+// generateRSA makes a self-signed RSA CA and a server certificate it signs, valid for ten years.
+func generateRSA(ips []net.IP) (caPEM, certPEM, keyPEM []byte, err error) {
+	caKey, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	now := time.Now().Add(-time.Hour)
+	serial := func() *big.Int {
+		n, _ := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 126))
+		return n
+	}
+	caTmpl := &x509.Certificate{
+		SerialNumber: serial(), Subject: pkix.Name{CommonName: "local-director-ca", Organization: []string{"etcd-release"}},
+		NotBefore: now, NotAfter: now.AddDate(10, 0, 0), IsCA: true, BasicConstraintsValid: true,
+		KeyUsage: x509.KeyUsageCertSign | x509.KeyUsageCRLSign,
+	}
+	caDER, err := x509.CreateCertificate(rand.Reader, caTmpl, caTmpl, &caKey.PublicKey, caKey)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	ca, err := x509.ParseCertificate(caDER)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	key, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: serial(), Subject: pkix.Name{CommonName: "local-director", Organization: []string{"etcd-release"}},
+		NotBefore: now, NotAfter: now.AddDate(10, 0, 0), DNSNames: []string{"localhost"}, IPAddresses: ips,
+		KeyUsage: x509.KeyUsageDigitalSignature | x509.KeyUsageKeyEncipherment, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca, &key.PublicKey, caKey)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	caPEM = pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: caDER})
+	certPEM = pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})
+	keyPEM = pem.EncodeToMemory(&pem.Block{Type: "RSA PRIVATE KEY", Bytes: x509.MarshalPKCS1PrivateKey(key)})
+	return caPEM, certPEM, keyPEM, nil
 }
 
 // LoadOrCreateCredentials returns the given credentials, or those saved in the state dir, or new generated ones

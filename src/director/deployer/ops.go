@@ -373,4 +373,3 @@ func (d *Deployer) DiskDir(cid string) string { return d.diskDir(cid) }
 func (d *Deployer) VM(cid string) *vm.VM {
 	return d.liveVM(state.Instance{VMCID: cid})
 }
-

@@ -1,0 +1,162 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"net/netip"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"syscall"
+	"time"
+
+	"github.com/spf13/cobra"
+	"go.uber.org/zap"
+
+	"github.com/etcd-release/etcd-release/src/director/api"
+	"github.com/etcd-release/etcd-release/src/director/deployer"
+	"github.com/etcd-release/etcd-release/src/director/state"
+	"github.com/etcd-release/etcd-release/src/director/tasks"
+	"github.com/etcd-release/etcd-release/src/director/vm"
+)
+
+type serveOptions struct {
+	stateDir   string
+	listen     []string
+	user       string
+	password   string
+	bridge     string
+	bridgeCIDR string
+	vmPrefix   string
+	port       int
+}
+
+func newServeCommand() *cobra.Command {
+	o := &serveOptions{}
+	cmd := &cobra.Command{
+		Use:   "serve",
+		Short: "Serve the director API over HTTPS and run deployments' VMs on this machine, until interrupted",
+		Long: `serve needs root: every instance is a "VM" made of network, mount and PID namespaces on the bridge
+--bridge (created with --bridge-cidr as its address if missing). VM traffic never leaves that bridge: no
+forwarding, no NAT. The API listens on 127.0.0.1 and on the bridge address (port --port); the CA certificate and
+the credentials are written to --state-dir (director-ca.crt, creds.json). VMs keep running when serve stops; the
+next serve re-attaches them.`,
+		Args: cobra.NoArgs,
+		RunE: func(*cobra.Command, []string) error { return runServe(o) },
+	}
+	f := cmd.Flags()
+	f.StringVar(&o.stateDir, "state-dir", ".cache/local-director", "where the director keeps its state")
+	f.StringSliceVar(&o.listen, "listen", nil, "addresses to serve on (default 127.0.0.1 and the bridge address, on --port)")
+	f.IntVar(&o.port, "port", 25555, "API port")
+	f.StringVar(&o.user, "user", os.Getenv("LOCAL_DIRECTOR_USER"), "basic auth user (default: generated, saved in the state dir)")
+	f.StringVar(&o.password, "password", os.Getenv("LOCAL_DIRECTOR_PASSWORD"), "basic auth password")
+	f.StringVar(&o.bridge, "bridge", "lbosh0", "the host bridge the VMs are attached to")
+	f.StringVar(&o.bridgeCIDR, "bridge-cidr", "10.244.0.1/16", "the bridge's address: the VMs' gateway and subnet")
+	f.StringVar(&o.vmPrefix, "vm-prefix", "lbosh", "prefix of every VM id (network namespace name) of this director")
+	return cmd
+}
+
+func runServe(o *serveOptions) error {
+	if os.Geteuid() != 0 {
+		return vm.ErrNotRoot
+	}
+	lg, err := zap.NewProduction()
+	if err != nil {
+		return err
+	}
+	defer func() { _ = lg.Sync() }()
+	cidr, err := netip.ParsePrefix(o.bridgeCIDR)
+	if err != nil {
+		return fmt.Errorf("--bridge-cidr %q: %w", o.bridgeCIDR, err)
+	}
+	ctx, cancel := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	defer cancel()
+	if err := vm.EnsureBridge(ctx, o.bridge, o.bridgeCIDR); err != nil {
+		return fmt.Errorf("refusing to serve: the VM bridge cannot be set up: %w", err)
+	}
+	listen := o.listen
+	if len(listen) == 0 {
+		listen = []string{fmt.Sprintf("127.0.0.1:%d", o.port), fmt.Sprintf("%s:%d", cidr.Addr(), o.port)}
+	}
+	var ips []net.IP
+	for _, addr := range listen {
+		host, _, err := net.SplitHostPort(addr)
+		if err != nil {
+			return fmt.Errorf("--listen %q: %w", addr, err)
+		}
+		ip := net.ParseIP(host)
+		if ip == nil || !(ip.IsLoopback() || ip.Equal(net.IP(cidr.Addr().AsSlice()))) {
+			return fmt.Errorf("--listen %q: serve on a loopback address or the VM bridge address %s only", addr, cidr.Addr())
+		}
+		ips = append(ips, ip)
+	}
+	if err := os.MkdirAll(o.stateDir, 0o700); err != nil {
+		return err
+	}
+	stateDir, err := filepath.Abs(o.stateDir)
+	if err != nil {
+		return err
+	}
+	store, err := state.Open(stateDir)
+	if err != nil {
+		return err
+	}
+	runner, err := tasks.NewRunner(store, lg)
+	if err != nil {
+		return err
+	}
+	dep, err := deployer.New(deployer.Config{StateDir: stateDir, Bridge: o.bridge, BridgeCIDR: cidr, VMPrefix: o.vmPrefix, Log: lg}, store)
+	if err != nil {
+		return err
+	}
+	if err := dep.Recover(ctx); err != nil {
+		return fmt.Errorf("re-attaching VMs: %w", err)
+	}
+	creds, err := api.LoadOrCreateCredentials(stateDir, api.Credentials{User: o.user, Password: o.password})
+	if err != nil {
+		return err
+	}
+	tlsCfg, err := api.LoadOrCreateTLS(stateDir, ips)
+	if err != nil {
+		return err
+	}
+	srv := &api.Server{Name: "local-director", UUID: directorUUID(stateDir), Creds: creds, Store: store, Tasks: runner, Deployer: dep, Log: lg.Named("api")}
+	hs := &http.Server{Handler: srv.Handler(), TLSConfig: tlsCfg, ReadHeaderTimeout: 30 * time.Second}
+	errc := make(chan error, len(listen))
+	for _, addr := range listen {
+		ln, err := net.Listen("tcp", addr)
+		if err != nil {
+			return fmt.Errorf("listening on %s: %w", addr, err)
+		}
+		go func() { errc <- hs.ServeTLS(ln, "", "") }()
+		lg.Info("serving the director API", zap.String("url", "https://"+addr), zap.String("ca-cert", api.TLSPaths(stateDir).CACert),
+			zap.String("user", creds.User), zap.String("bridge", o.bridge), zap.String("reason", "serve"))
+	}
+	select {
+	case <-ctx.Done():
+	case err := <-errc:
+		if !errors.Is(err, http.ErrServerClosed) {
+			return err
+		}
+	}
+	sctx, scancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer scancel()
+	return hs.Shutdown(sctx)
+}
+
+func directorUUID(stateDir string) string {
+	path := filepath.Join(stateDir, "uuid")
+	if b, err := os.ReadFile(path); err == nil {
+		return string(b)
+	}
+	buf := make([]byte, 16)
+	_, _ = rand.Read(buf)
+	id := hex.EncodeToString(buf)
+	_ = os.WriteFile(path, []byte(id), 0o600)
+	return id
+}
