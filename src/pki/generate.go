@@ -5,6 +5,7 @@ import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
+	"crypto/rsa"
 	"crypto/sha1"
 	"crypto/x509"
 	"crypto/x509/pkix"
@@ -52,15 +53,30 @@ type Request struct {
 	Usage      Usage
 	Validity   time.Duration // zero: DefaultValidity
 	NotBefore  time.Time     // zero: one hour ago (tolerates clock skew)
+	// RSA issues an RSA 2048 key instead of ECDSA P-256, for clients that cannot do ECDSA.
+	RSA bool
 }
 
-// GenerateCA creates a self-signed CA with an ECDSA P-256 key.
-func GenerateCA(commonName string, validity time.Duration) (*CA, error) {
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+// CAOption changes how GenerateCA creates a CA.
+type CAOption func(*caOptions)
+
+type caOptions struct{ rsa bool }
+
+// WithRSA gives the CA an RSA 2048 key instead of ECDSA P-256.
+func WithRSA() CAOption { return func(o *caOptions) { o.rsa = true } }
+
+// GenerateCA creates a self-signed CA, by default with an ECDSA P-256 key. A zero validity means
+// DefaultValidity.
+func GenerateCA(commonName string, validity time.Duration, opts ...CAOption) (*CA, error) {
+	var o caOptions
+	for _, opt := range opts {
+		opt(&o)
+	}
+	key, err := newKey(o.rsa)
 	if err != nil {
 		return nil, fmt.Errorf("generating CA key: %w", err)
 	}
-	if validity == 0 {
+	if validity <= 0 {
 		validity = DefaultValidity
 	}
 	now := time.Now()
@@ -99,7 +115,7 @@ func LoadCA(certPEM, keyPEM []byte) (*CA, error) {
 		return nil, err
 	}
 	if !certs[0].IsCA {
-		return nil, errors.New("certificate is not a CA (basic constraints CA:FALSE)")
+		return nil, fmt.Errorf("%w: CN=%q has basic constraints CA:FALSE; load the CA certificate, not one it issued", ErrNotCA, certs[0].Subject.CommonName)
 	}
 	return &CA{Cert: certs[0], Key: key, pem: pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: certs[0].Raw})}, nil
 }
@@ -110,14 +126,14 @@ func (ca *CA) CertPEM() []byte { return ca.pem }
 // KeyPEM is the CA's private key (PKCS#8).
 func (ca *CA) KeyPEM() []byte { return keyPEM(ca.Key) }
 
-// Issue signs a new certificate for req with a fresh ECDSA P-256 key.
+// Issue signs a new certificate for req with a fresh key (ECDSA P-256, or RSA 2048 when req.RSA).
 func (ca *CA) Issue(req Request) (*Pair, error) {
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	key, err := newKey(req.RSA)
 	if err != nil {
 		return nil, fmt.Errorf("generating key: %w", err)
 	}
 	validity := req.Validity
-	if validity == 0 {
+	if validity <= 0 {
 		validity = DefaultValidity
 	}
 	notBefore := req.NotBefore
@@ -141,7 +157,7 @@ func (ca *CA) Issue(req Request) (*Pair, error) {
 		IPAddresses:    req.IPs,
 		NotBefore:      notBefore,
 		NotAfter:       notBefore.Add(validity),
-		KeyUsage:       x509.KeyUsageDigitalSignature | x509.KeyUsageKeyEncipherment,
+		KeyUsage:       leafKeyUsage(key),
 		ExtKeyUsage:    ext,
 		SubjectKeyId:   keyID(key.Public()),
 		AuthorityKeyId: ca.Cert.SubjectKeyId,
@@ -151,6 +167,22 @@ func (ca *CA) Issue(req Request) (*Pair, error) {
 		return nil, fmt.Errorf("signing certificate %q: %w", req.CommonName, err)
 	}
 	return &Pair{CertPEM: pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), KeyPEM: keyPEM(key)}, nil
+}
+
+func newKey(useRSA bool) (crypto.Signer, error) {
+	if useRSA {
+		return rsa.GenerateKey(rand.Reader, 2048)
+	}
+	return ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+}
+
+// leafKeyUsage is DigitalSignature for every key, plus KeyEncipherment for RSA keys (RSA key exchange in TLS 1.2
+// encrypts the premaster secret with the certificate's key; ECDSA keys never encipher).
+func leafKeyUsage(key crypto.Signer) x509.KeyUsage {
+	if _, ok := key.(*rsa.PrivateKey); ok {
+		return x509.KeyUsageDigitalSignature | x509.KeyUsageKeyEncipherment
+	}
+	return x509.KeyUsageDigitalSignature
 }
 
 func keyPEM(key crypto.Signer) []byte {

@@ -83,7 +83,7 @@ func TestParseErrors(t *testing.T) {
 		"not pem":             {in: []byte("MIIBhello"), want: ErrNotPEM, msg: "no -----BEGIN CERTIFICATE----- block"},
 		"key in cert field":   {in: ca.KeyPEM(), want: ErrWrongBlockType, msg: `found a "PRIVATE KEY" block where a CERTIFICATE was expected`},
 		"cert in key field":   {in: ca.CertPEM(), key: true, want: ErrWrongBlockType, msg: `found a "CERTIFICATE" block where a private key was expected`},
-		"trailing garbage":    {in: append(append([]byte{}, ca.CertPEM()...), []byte("garbage")...), want: ErrNotPEM, msg: "after the last certificate"},
+		"trailing garbage":    {in: append(append([]byte{}, ca.CertPEM()...), []byte("garbage")...), want: ErrNotPEM, msg: "after PEM block 1"},
 		"not pem key":         {in: []byte("secret"), key: true, want: ErrNotPEM},
 		"corrupt certificate": {in: pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: []byte{1, 2, 3}}), msg: "cannot be parsed"},
 	} {
@@ -117,7 +117,7 @@ func TestBundleWithTwoCAs(t *testing.T) {
 	require.NoError(t, err)
 	err = VerifySignedBy(leaf(t, p), bundle, x509.ExtKeyUsageServerAuth)
 	require.ErrorIs(t, err, ErrNotSignedByBundle)
-	require.Contains(t, err.Error(), "none of the 2 CA certificate(s)")
+	require.Contains(t, err.Error(), "none of the 2 CA certificate(s) in the bundle (CN=\"old\", CN=\"new\")")
 	require.Contains(t, err.Error(), `issuer CN="other"`)
 }
 

@@ -17,9 +17,13 @@ type SetOptions struct {
 	SharedPeerCA bool
 	// ClientCommonName of the client certificate (default "etcd-client").
 	ClientCommonName string
+	// RSA gives every CA and certificate an RSA 2048 key instead of ECDSA P-256.
+	RSA bool
 }
 
-// Set is every piece of TLS material an etcd deployment needs, named after the job properties.
+// Set is every piece of TLS material an etcd deployment needs, named after the job properties (etcd.ca_cert,
+// etcd.server_cert, …). CAKey and PeerCAKey are kept so that an operator can issue more certificates later; they
+// are not job properties and VarsYAML leaves them out.
 type Set struct {
 	CACert, CAKey         []byte
 	ServerCert, ServerKey []byte
@@ -29,34 +33,41 @@ type Set struct {
 }
 
 // GenerateClusterSet creates a client CA, a peer CA (unless shared), and server, client and peer certificates.
+//
+// The server certificate carries clientAuth as well as serverAuth: etcd's gRPC gateway dials its own client
+// listener with the server certificate, which fails under client-cert-auth without clientAuth.
 func GenerateClusterSet(o SetOptions) (*Set, error) {
-	ca, err := GenerateCA("etcd-ca", 0)
+	var caOpts []CAOption
+	if o.RSA {
+		caOpts = append(caOpts, WithRSA())
+	}
+	ca, err := GenerateCA("etcd-ca", 0, caOpts...)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("generating the client CA: %w", err)
 	}
 	peerCA := ca
 	if !o.SharedPeerCA {
-		if peerCA, err = GenerateCA("etcd-peer-ca", 0); err != nil {
-			return nil, err
+		if peerCA, err = GenerateCA("etcd-peer-ca", 0, caOpts...); err != nil {
+			return nil, fmt.Errorf("generating the peer CA: %w", err)
 		}
 	}
 	cn := o.ClientCommonName
 	if cn == "" {
 		cn = "etcd-client"
 	}
-	serverDNS := append([]string{"localhost"}, o.DNSNames...)
-	serverIPs := append([]net.IP{net.IPv4(127, 0, 0, 1)}, o.IPs...)
-	server, err := ca.Issue(Request{CommonName: firstOr(o.DNSNames, "etcd-server"), DNSNames: serverDNS, IPs: serverIPs, Usage: UsagePeer})
+	serverDNS := uniqueStrings(append([]string{"localhost"}, o.DNSNames...))
+	serverIPs := uniqueIPs(append([]net.IP{net.IPv4(127, 0, 0, 1)}, o.IPs...))
+	server, err := ca.Issue(Request{CommonName: firstOr(o.DNSNames, "etcd-server"), DNSNames: serverDNS, IPs: serverIPs, Usage: UsagePeer, RSA: o.RSA})
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("issuing the server certificate: %w", err)
 	}
-	client, err := ca.Issue(Request{CommonName: cn, Usage: UsageClient})
+	client, err := ca.Issue(Request{CommonName: cn, Usage: UsageClient, RSA: o.RSA})
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("issuing the client certificate: %w", err)
 	}
-	peer, err := peerCA.Issue(Request{CommonName: firstOr(o.DNSNames, "etcd-peer"), DNSNames: o.DNSNames, IPs: o.IPs, Usage: UsagePeer})
+	peer, err := peerCA.Issue(Request{CommonName: firstOr(o.DNSNames, "etcd-peer"), DNSNames: uniqueStrings(o.DNSNames), IPs: uniqueIPs(o.IPs), Usage: UsagePeer, RSA: o.RSA})
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("issuing the peer certificate: %w", err)
 	}
 	return &Set{
 		CACert: ca.CertPEM(), CAKey: ca.KeyPEM(),
@@ -74,6 +85,30 @@ func firstOr(list []string, def string) string {
 		}
 	}
 	return def
+}
+
+func uniqueStrings(in []string) []string {
+	var out []string
+	seen := map[string]bool{}
+	for _, s := range in {
+		if k := strings.ToLower(s); s != "" && !seen[k] {
+			seen[k] = true
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+func uniqueIPs(in []net.IP) []net.IP {
+	var out []net.IP
+	seen := map[string]bool{}
+	for _, ip := range in {
+		if k := ip.String(); ip != nil && !seen[k] {
+			seen[k] = true
+			out = append(out, ip)
+		}
+	}
+	return out
 }
 
 // VarsYAML renders the set as a BOSH vars file (etcd_ca_cert, etcd_server_cert, …) for `bosh deploy -l`.
