@@ -325,7 +325,9 @@ func addClientCommands(root *cobra.Command) {
 		Short: "Delete a deployment: every VM and persistent disk",
 		Args:  cobra.NoArgs,
 		RunE: func(*cobra.Command, []string) error {
-			_, _, err := runTask(o, func(ctx context.Context, c *client.Client) (int, error) { return c.DeleteDeployment(ctx, deployment, force) })
+			_, _, err := runTask(o, func(ctx context.Context, c *client.Client) (int, error) {
+				return c.DeleteDeployment(ctx, deployment, force)
+			})
 			return err
 		},
 	}
@@ -388,7 +390,9 @@ func addClientCommands(root *cobra.Command) {
 		if len(args) == 1 {
 			target = args[0]
 		}
-		_, _, err := runTask(o, func(ctx context.Context, c *client.Client) (int, error) { return c.ChangeState(ctx, deployment, target, "detached") })
+		_, _, err := runTask(o, func(ctx context.Context, c *client.Client) (int, error) {
+			return c.ChangeState(ctx, deployment, target, "detached")
+		})
 		return err
 	}
 	for _, cmd := range stateCmds {
@@ -397,4 +401,3 @@ func addClientCommands(root *cobra.Command) {
 	}
 	root.AddCommand(append([]*cobra.Command{uploadStemcell, uploadRelease, updateCloudConfig, deploy, instances, runErrand, deleteDeployment, task}, stateCmds...)...)
 }
-

@@ -282,6 +282,27 @@ func (d *Deployer) stop(ctx context.Context, v *vm.VM, instName string) error {
 			return fmt.Errorf("'%s': monitoring %s again before stop: %v %s", instName, svc, err, strings.TrimSpace(string(stderr)))
 		}
 	}
+	// The monitor action is queued; a stop sent before it is done would replace it and find the service still
+	// unmonitored.
+	for len(services) > 0 {
+		procs, err := v.Monit().Processes(sctx)
+		if err != nil {
+			return fmt.Errorf("'%s': %w", instName, err)
+		}
+		pending := false
+		for _, p := range procs {
+			if slices.Contains(services, p.Name) && (p.Monitor == 0 || p.PendingAction != 0) {
+				pending = true
+			}
+		}
+		if !pending {
+			break
+		}
+		if sctx.Err() != nil {
+			return fmt.Errorf("'%s': waiting for monit to monitor %v again: %w", instName, services, sctx.Err())
+		}
+		sleep(sctx, 50*time.Millisecond)
+	}
 	if err := v.Monit().StopAll(sctx); err != nil {
 		return fmt.Errorf("'%s': stopping jobs: %w", instName, err)
 	}

@@ -1,0 +1,68 @@
+// Package deployer is the local director's deploy engine: it turns a deployment manifest, the cloud config and
+// the uploaded releases and stemcells into running instances on namespace VMs (src/director/vm), following the
+// BOSH director's semantics (../shared/reference/bosh-semantics.md §1–§10) closely enough that a release that
+// deploys here deploys on BOSH, and the other way round.
+//
+// # Why it exists
+//
+// etcd-release is exercised through `bosh deploy`, monit, drain and errands. No BOSH director runs on a
+// development machine, so this package reproduces the parts of a director that decide what a job sees: instance
+// identity and placement, IPs, links, template rendering (real Ruby ERB, src/erb), package compilation, and the
+// exact per-instance order of hooks around monit. Anything a job can observe follows BOSH; what only a cloud
+// would do (real VMs, disks, a blobstore, an agent) is replaced by host directories and namespaces.
+//
+// # A deploy (bosh-semantics §7)
+//
+//  1. Preparing deployment: parse the manifest (src/director/manifest), resolve releases and stemcells
+//     (`latest` = highest version), place instances (§6: stable uuid, lowest free index, AZ balancing that
+//     keeps disk holders, sticky bootstrap), reserve IPs (§2: static_ips must be in a subnet's static list;
+//     dynamic = lowest free address that is not the gateway, reserved, static or held by any deployment),
+//     resolve links (§4: implicit by type, explicit by type and name, optional, blocked with the string "nil",
+//     manual links; self-links need nothing special) and render every template of every instance, gathering
+//     all errors into BOSH's nested message. Nothing has touched a VM yet; the deployment record (manifest and
+//     planned instances, which reserve the IPs) is saved only now.
+//  2. Compiling packages: every package the jobs name, with its dependencies, in dependency order, up to
+//     CompileWorkers at a time. Compiled packages are cached under <state>/compiled_packages by package
+//     fingerprint and dependency key (JSON of the transitive dependencies' names and versions).
+//  3. Deleting unneeded instances (scale-down, removed groups): pre-stop, drain `job_shutdown hash_unchanged`
+//     with BOSH_JOB_NEXT_STATE {"persistent_disk":0}, monit stop, post-stop, delete the VM and the disk.
+//  4. Creating missing vms for every service instance that should have one, in parallel.
+//  5. Updating instances, group by group in manifest order (consecutive `serial: false` groups together),
+//     AZ by AZ (the bootstrap instance's AZ first), canaries in the first AZ, then a sliding window of
+//     max_in_flight; only instances with changes count. Per instance: pre-stop, drain (update drain
+//     `job_changed hash_changed|hash_unchanged <changed packages>`, or `job_shutdown hash_unchanged` for stop,
+//     detach, recreate and disk changes; dynamic drain honoured), monit stop, post-stop, new VM if needed,
+//     apply (jobs and packages into /var/vcap, monit files /var/vcap/monit/job/NNNN_<job>.monitrc, reload),
+//     pre-start, monit start, wait for running within the canary/update watch time, post-start. Hooks log to
+//     /var/vcap/sys/log/<job>/<hook>.std{out,err}.log. A failure stops the group: nothing new starts, the
+//     instance stays dirty and is updated again by the next deploy; the task error names the instance.
+//  6. post-deploy on every started instance if anything changed.
+//
+// State changes (start, stop, stop --hard = detached, restart, recreate) are deploys of the saved manifest with
+// per-instance overrides, as the CLI's converging PUT is on BOSH. Errands run bin/run on service instances that
+// have the job, or on a fresh VM of a `lifecycle: errand` group that is created, updated, used and deleted
+// (disks kept). A restarted director re-attaches the running VMs (Recover); a VM it cannot attach is treated
+// like an unresponsive agent and replaced by the next deploy.
+//
+// # Where it differs from BOSH, and why
+//
+//   - Compilation runs on the host in a scratch directory (no compilation VM): BOSH_COMPILE_TARGET and
+//     BOSH_INSTALL_TARGET are scratch paths, and BOSH_PACKAGES_DIR (which only the CLI's create-env sets) points
+//     at the compiled dependencies, so packaging scripts must use $BOSH_INSTALL_TARGET / $BOSH_PACKAGES_DIR
+//     rather than hard-coding /var/vcap/packages for install paths, as this repository's scripts do. It is fast,
+//     needs no IP, and the VMs see the host's root file system anyway. The cache key leaves out the stemcell.
+//   - Package and job files are hard links into the VM's data dir; rendered files are root-owned (no vcap
+//     group on the host) with BOSH's modes (bin/ 0750, others 0640, directories 0750).
+//   - Persistent disks are host directories (<state>/disks/<cid>) bind-mounted at /var/vcap/store when the VM
+//     boots. A disk appearing or disappearing therefore recreates the VM; a size change is a restart. Disks of
+//     deleted instances are deleted, not orphaned.
+//   - One network per instance group (each VM has one interface); manual networks only; subnets must lie inside
+//     the director's bridge subnet with its gateway. Link and spec addresses are IPs (no bosh-dns); link.address
+//     is the bosh-dns query name BOSH would give, which does not resolve here.
+//   - Not supported: variables/config server (interpolate on the client), addons, runtime configs,
+//     cross-deployment links, custom_provider_definitions, persistent_disks (plural), migrated_from,
+//     vm_strategy create-swap-delete, task cancellation, when-changed errands, errands on stopped instances.
+//   - The wait for running polls job_state at least every MinPollInterval (default 1 s as BOSH; tests use less).
+//   - Before `monit stop` the director monitors again the services drain unmonitored: monit 5.33 ignores stop for
+//     an unmonitored service (a stemcell's monit runs the stop program), which would leave old processes running.
+package deployer
