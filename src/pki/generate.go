@@ -101,11 +101,15 @@ func GenerateCA(commonName string, validity time.Duration, opts ...CAOption) (*C
 	return &CA{Cert: cert, Key: key, pem: pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})}, nil
 }
 
-// LoadCA reads a CA from PEM.
+// LoadCA reads a CA from one PEM certificate and its PEM private key (PKCS#8, PKCS#1 or SEC1), e.g. the CAKey
+// of a Set, to issue more certificates from it.
 func LoadCA(certPEM, keyPEM []byte) (*CA, error) {
 	certs, err := ParseCertificates(certPEM)
 	if err != nil {
 		return nil, fmt.Errorf("CA certificate: %w", err)
+	}
+	if len(certs) != 1 {
+		return nil, fmt.Errorf("CA certificate: holds %d certificates; load the one CA that is to issue certificates", len(certs))
 	}
 	key, err := ParsePrivateKey(keyPEM)
 	if err != nil {
