@@ -306,23 +306,40 @@ func (d *Deployer) placeGroup(p *plan, g *manifest.InstanceGroup, existing []sta
 		if len(statics) != g.Instances {
 			return nil, nil, fmt.Errorf("%s has %d instances but was allocated %d static IPs", where, g.Instances, len(statics))
 		}
+		// The subnet an IP belongs to decides its AZ; a subnet serving several of the group's AZs gives the one
+		// with the fewest instances so far (lowest name on a tie), so instances spread as without static IPs.
+		azCount := map[string]int{}
 		azFor := func(ip netip.Addr, prefer string) (string, error) {
 			for _, s := range nw.Subnets {
 				if !s.Range.Contains(ip) {
 					continue
 				}
-				if len(s.AZs) == 0 || len(g.AZs) == 0 {
+				if len(g.AZs) == 0 {
 					return "", nil
 				}
-				if prefer != "" && slices.Contains(s.AZs, prefer) && slices.Contains(g.AZs, prefer) {
-					return prefer, nil
-				}
-				for _, az := range s.AZs {
-					if slices.Contains(g.AZs, az) {
-						return az, nil
+				var candidates []string
+				for _, az := range g.AZs {
+					if len(s.AZs) == 0 || slices.Contains(s.AZs, az) {
+						candidates = append(candidates, az)
 					}
 				}
-				return "", fmt.Errorf("static IP %s belongs to a subnet in none of the group's azs", ip)
+				if len(candidates) == 0 {
+					return "", fmt.Errorf("static IP %s belongs to a subnet in none of the group's azs", ip)
+				}
+				best := ""
+				if prefer != "" && slices.Contains(candidates, prefer) {
+					best = prefer
+				} else {
+					slices.Sort(candidates)
+					best = candidates[0]
+					for _, az := range candidates[1:] {
+						if azCount[az] < azCount[best] {
+							best = az
+						}
+					}
+				}
+				azCount[best]++
+				return best, nil
 			}
 			return "", fmt.Errorf("static IP %s belongs to no subnet", ip)
 		}
