@@ -54,15 +54,21 @@ func TestLoadCAErrors(t *testing.T) {
 	for name, tc := range map[string]struct {
 		cert, key []byte
 		want      error
+		msg       string
 	}{
-		"key of another CA": {ca.CertPEM(), other.KeyPEM(), ErrKeyMismatch},
-		"not a CA":          {server.CertPEM, server.KeyPEM, ErrNotCA},
-		"cert not PEM":      {[]byte("ca.pem"), ca.KeyPEM(), ErrNotPEM},
-		"key empty":         {ca.CertPEM(), nil, ErrEmpty},
+		"a bundle":          {cert: concat(ca.CertPEM(), other.CertPEM()), key: ca.KeyPEM(), msg: "holds 2 certificates"},
+		"key of another CA": {cert: ca.CertPEM(), key: other.KeyPEM(), want: ErrKeyMismatch},
+		"not a CA":          {cert: server.CertPEM, key: server.KeyPEM, want: ErrNotCA},
+		"cert not PEM":      {cert: []byte("ca.pem"), key: ca.KeyPEM(), want: ErrNotPEM},
+		"key empty":         {cert: ca.CertPEM(), want: ErrEmpty},
 	} {
 		t.Run(name, func(t *testing.T) {
 			_, err := LoadCA(tc.cert, tc.key)
-			require.ErrorIs(t, err, tc.want)
+			require.Error(t, err)
+			if tc.want != nil {
+				require.ErrorIs(t, err, tc.want)
+			}
+			require.ErrorContains(t, err, tc.msg)
 		})
 	}
 }
