@@ -141,9 +141,6 @@ func (d *Deployer) Recover(ctx context.Context) error {
 	return nil
 }
 
-// Shutdown forgets the VM handles; VMs keep running (a restarted director re-attaches them).
-func (d *Deployer) Shutdown() {}
-
 // DestroyAll deletes every VM of every deployment this director knows (tests and `serve --destroy-on-exit`).
 func (d *Deployer) DestroyAll(ctx context.Context) {
 	d.vmMu.Lock()

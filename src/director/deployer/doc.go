@@ -62,6 +62,8 @@
 //   - Not supported: variables/config server (interpolate on the client), addons, runtime configs,
 //     cross-deployment links, custom_provider_definitions, persistent_disks (plural), migrated_from,
 //     vm_strategy create-swap-delete, task cancellation, when-changed errands, errands on stopped instances.
+//   - Obsolete instances of every group are deleted in one stage before VMs are created, not group by group just
+//     before each group's canaries.
 //   - The wait for running polls job_state at least every MinPollInterval (default 1 s as BOSH; tests use less).
 //   - Before `monit stop` the director monitors again the services drain unmonitored: monit 5.33 ignores stop for
 //     an unmonitored service (a stemcell's monit runs the stop program), which would leave old processes running.
