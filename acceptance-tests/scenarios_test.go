@@ -1,0 +1,314 @@
+package acceptance_test
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	. "github.com/onsi/ginkgo/v2"
+	. "github.com/onsi/gomega"
+
+	"github.com/etcd-release/etcd-release/acceptance-tests/cluster"
+	"github.com/etcd-release/etcd-release/acceptance-tests/config"
+	"github.com/etcd-release/etcd-release/acceptance-tests/consumer"
+	"github.com/etcd-release/etcd-release/acceptance-tests/director"
+)
+
+// Labels: one per scenario, "tls"/"no-tls", and "ci" on the bounded subset CI runs.
+
+var _ = Describe("etcd-release", Ordered, func() {
+	// 1. Deploy 1, 3 and 5 members, with and without TLS.
+	for _, tc := range []struct {
+		n   int
+		tls bool
+		ci  bool
+	}{{1, true, false}, {3, true, true}, {5, true, false}, {1, false, false}, {3, false, false}, {5, false, false}} {
+		mode, labels := "tls", Label("deploy", "tls")
+		if !tc.tls {
+			mode, labels = "no-tls", Label("deploy", "no-tls")
+		}
+		if tc.ci {
+			labels = append(labels, "ci")
+		}
+		It(fmt.Sprintf("deploys a %d-member cluster (%s)", tc.n, mode), labels, func(ctx SpecContext) {
+			s := newScenario(fmt.Sprintf("deploy%d-%s", tc.n, mode), tc.tls)
+			s.deploy(ctx, tc.n)
+			s.waitHealthy(ctx, tc.n)
+			s.startLoad(ctx)
+			sleep(ctx, settle)
+			s.finishLoad(ctx)
+			s.waitHealthy(ctx, tc.n)
+		})
+	}
+
+	// 2. Scale 1 → 3 → 5 → 3 → 1 under load.
+	It("scales 1→3→5→3→1 under load", Label("scale", "tls"), func(ctx SpecContext) {
+		s := newScenario("scale", true)
+		s.deploy(ctx, 1)
+		s.waitHealthy(ctx, 1)
+		s.startLoad(ctx)
+		sleep(ctx, settle)
+		current := 1
+		for _, n := range []int{3, 5, 3, 1} {
+			if n < current {
+				// Clients stop using the members that are going away before the deploy removes them.
+				s.setEndpoints(ipsOf(s.instances(ctx))[:n])
+			}
+			s.deploy(ctx, n)
+			s.waitHealthy(ctx, n)
+			s.setEndpoints(ipsOf(s.instances(ctx)))
+			current = n
+			sleep(ctx, settle)
+		}
+		s.finishLoad(ctx)
+		s.waitHealthy(ctx, 1)
+	})
+
+	// 3. Rolling deploy that touches every instance, under load.
+	It("rolls a property change over every member under load with no failed write", Label("rolling", "tls", "ci"), func(ctx SpecContext) {
+		s := newScenario("rolling", true)
+		s.deploy(ctx, 3)
+		before := s.memberIDs(ctx, 3)
+		s.startLoad(ctx)
+		sleep(ctx, settle)
+		s.manifest.EtcdProperties["heartbeat_interval_in_milliseconds"] = 100
+		s.deploy(ctx, 3)
+		sleep(ctx, settle)
+		stats := s.finishLoad(ctx)
+		Expect(s.memberIDs(ctx, 3)).To(Equal(before), "member IDs after the rolling deploy")
+		assertNoFailedWrites(stats)
+	})
+
+	// 4. Certificate rotation in the three documented deploys, under load.
+	It("rotates CAs and certificates in three deploys under load with no failed write", Label("rotation", "tls"), func(ctx SpecContext) {
+		s := newScenario("rotation", true)
+		oldCerts := s.certs
+		newCerts, err := cluster.NewCerts("2", s.ips)
+		Expect(err).NotTo(HaveOccurred())
+		// The consumer trusts both generations' server certificates throughout.
+		s.clientTLS, err = cluster.NewClientTLS(oldCerts, oldCerts, newCerts)
+		Expect(err).NotTo(HaveOccurred())
+		s.deploy(ctx, 3)
+		before := s.memberIDs(ctx, 3)
+		for i, step := range []struct {
+			what   string
+			props  map[string]any
+			client *cluster.Certs
+		}{
+			{"add the new CAs to etcd.ca_cert and etcd.peer_ca_cert", cluster.TLSProperties(oldCerts, oldCerts, newCerts), oldCerts},
+			{"swap server, client and peer certificates for ones signed by the new CAs", cluster.TLSProperties(newCerts, oldCerts, newCerts), newCerts},
+			{"remove the old CAs", cluster.TLSProperties(newCerts, newCerts), newCerts},
+		} {
+			By(fmt.Sprintf("rotation step %d: %s", i+1, step.what))
+			Expect(s.clientTLS.Use(step.client)).To(Succeed())
+			s.startLoad(ctx)
+			sleep(ctx, settle)
+			s.manifest.EtcdProperties = step.props
+			s.deploy(ctx, 3)
+			sleep(ctx, settle)
+			stats := s.finishLoad(ctx)
+			Expect(s.memberIDs(ctx, 3)).To(Equal(before), "member IDs after rotation step %d", i+1)
+			assertNoFailedWrites(stats)
+		}
+	})
+
+	// 5. Operator wipe of one member.
+	It("rejoins a member whose store an operator wiped", Label("wipe", "tls", "ci"), func(ctx SpecContext) {
+		s := newScenario("wipe", true)
+		s.deploy(ctx, 3)
+		before := s.memberIDs(ctx, 3)
+		_, victim := s.leaderAndFollower(ctx, 3)
+		s.startLoad(ctx)
+		sleep(ctx, settle)
+		By(fmt.Sprintf("monit stop etcd; rm -rf /var/vcap/store/etcd/*; monit start etcd on %s (%s)", victim.MemberName(), victim.IP))
+		_, err := s.helper.Monit(ctx, victim.IP, "etcd", "stop")
+		helperDo("monit stop etcd", err)
+		wiped, err := s.helper.Wipe(ctx, victim.IP, "etcd")
+		helperDo("wiping /var/vcap/store/etcd", err)
+		fmt.Fprintf(GinkgoWriter, "wiped %s: %v\n", wiped.Dir, wiped.Removed)
+		_, err = s.helper.Monit(ctx, victim.IP, "etcd", "start")
+		helperDo("monit start etcd", err)
+		after := s.memberIDs(ctx, 3)
+		Expect(after[victim.MemberName()]).NotTo(Equal(before[victim.MemberName()]), "the wiped member rejoins as a new member")
+		s.expectCaughtUp(ctx, victim)
+		sleep(ctx, settle)
+		s.finishLoad(ctx)
+		s.waitHealthy(ctx, 3)
+	})
+
+	// 6. Whole-cluster wipe procedure.
+	It("recovers from the whole-cluster wipe procedure as one empty cluster", Label("cluster-wipe", "tls"), func(ctx SpecContext) {
+		s := newScenario("cluster-wipe", true)
+		s.deploy(ctx, 3)
+		views := s.waitHealthy(ctx, 3)
+		oldIDs := cluster.ClusterIDs(views)
+		s.startLoad(ctx)
+		sleep(ctx, settle)
+		s.finishLoad(ctx) // the data is about to be wiped on purpose: check it before
+		instances := s.instances(ctx)
+		By("monit stop etcd on every member")
+		for _, in := range instances {
+			_, err := s.helper.Monit(ctx, in.IP, "etcd", "stop")
+			helperDo("monit stop etcd on "+in.IP, err)
+		}
+		By("rm -rf /var/vcap/store/etcd/* on every member")
+		for _, in := range instances {
+			_, err := s.helper.Wipe(ctx, in.IP, "etcd")
+			helperDo("wiping the store on "+in.IP, err)
+		}
+		By("monit start etcd one by one, the bootstrap instance last")
+		for i := len(instances) - 1; i >= 0; i-- {
+			_, err := s.helper.Monit(ctx, instances[i].IP, "etcd", "start")
+			helperDo("monit start etcd on "+instances[i].IP, err)
+			sleep(ctx, 2*time.Second)
+		}
+		views = s.waitHealthy(ctx, 3)
+		Expect(cluster.ClusterIDs(views)).To(HaveLen(1))
+		Expect(oldIDs).NotTo(ContainElement(cluster.ClusterIDs(views)[0]), "a new cluster after the wipe")
+		s.startLoad(ctx)
+		sleep(ctx, settle)
+		s.finishLoad(ctx)
+		s.waitHealthy(ctx, 3)
+	})
+
+	// 7. kill -9 of etcd on the leader.
+	It("restarts etcd killed with SIGKILL on the leader with its data", Label("kill", "tls"), func(ctx SpecContext) {
+		s := newScenario("kill", true)
+		s.deploy(ctx, 3)
+		before := s.memberIDs(ctx, 3)
+		leader, _ := s.leaderAndFollower(ctx, 3)
+		s.startLoad(ctx)
+		sleep(ctx, settle)
+		By(fmt.Sprintf("kill -9 etcd on the leader %s (%s)", leader.MemberName(), leader.IP))
+		_, err := s.helper.Kill(ctx, leader.IP, "etcd")
+		helperDo("kill -9 etcd", err)
+		Expect(s.memberIDs(ctx, 3)).To(Equal(before), "the killed member restarts with its identity")
+		s.expectCaughtUp(ctx, leader)
+		sleep(ctx, settle)
+		s.finishLoad(ctx)
+	})
+
+	// 8. stop --hard, then start, of one instance.
+	It("recreates a hard-stopped instance with its persistent disk", Label("stop-hard", "tls"), func(ctx SpecContext) {
+		s := newScenario("stop-hard", true)
+		s.deploy(ctx, 3)
+		before := s.memberIDs(ctx, 3)
+		_, victim := s.leaderAndFollower(ctx, 3)
+		s.startLoad(ctx)
+		sleep(ctx, settle)
+		target := cluster.Group + "/" + victim.ID
+		s.changeState(ctx, target, director.StateDetached)
+		Expect(s.instances(ctx)).To(HaveLen(2), "the hard-stopped instance has no VM")
+		sleep(ctx, settle)
+		s.changeState(ctx, target, director.StateStarted)
+		Expect(s.memberIDs(ctx, 3)).To(Equal(before), "the recreated VM keeps the member (its disk)")
+		s.expectCaughtUp(ctx, victim)
+		sleep(ctx, settle)
+		s.finishLoad(ctx)
+	})
+
+	// 9. Partition one member from the others.
+	It("keeps serving through the majority while one member is partitioned, and never splits", Label("partition", "tls"), func(ctx SpecContext) {
+		s := newScenario("partition", true)
+		s.deploy(ctx, 3)
+		views := s.waitHealthy(ctx, 3)
+		clusterID := cluster.ClusterIDs(views)[0]
+		_, isolated := s.leaderAndFollower(ctx, 3)
+		instances := s.instances(ctx)
+		var peers []string
+		for _, in := range instances {
+			if in.IP != isolated.IP {
+				peers = append(peers, in.IP)
+			}
+		}
+		s.startLoad(ctx)
+		sleep(ctx, settle)
+
+		By(fmt.Sprintf("cutting %s (%s) off from %v", isolated.MemberName(), isolated.IP, peers))
+		_, err := s.helper.Partition(ctx, isolated.IP, peers)
+		helperDo("partition", err)
+		DeferCleanup(func(ctx SpecContext) { _ = s.helper.Heal(ctx, isolated.IP) })
+		cutAt := time.Now()
+		probe, err := consumer.NewClient(cluster.Endpoints([]string{isolated.IP}, s.tls), s.clientTLS.Config())
+		Expect(err).NotTo(HaveOccurred())
+		defer probe.Close()
+		probeID := s.load.NewClientID()
+		deadline := time.Now().Add(3 * settle)
+		for n := 0; time.Now().Before(deadline); n++ {
+			key := fmt.Sprintf("/acceptance/%s/probe/%d", s.deployment, n)
+			s.load.Record(ctx, probe, probeID, consumer.Put, key, key, "isolated")
+			s.load.Record(ctx, probe, probeID, consumer.Get, key, "", "isolated")
+			for _, v := range cluster.Inspect(ctx, instances, s.clientTLS.Config()) {
+				if v.Err == nil {
+					Expect(v.ClusterID).To(Equal(clusterID), "cluster ID reported by %s during the partition", v.Instance.MemberName())
+				}
+			}
+			Expect(leaders(cluster.Inspect(ctx, instances, s.clientTLS.Config()))).To(BeNumerically("<=", 1), "members claiming leadership")
+		}
+		healAt := time.Now()
+		By("healing the partition")
+		helperDo("heal", s.helper.Heal(ctx, isolated.IP))
+
+		var majorityAcks, isolatedAcks int
+		for _, op := range s.load.History().Ops() {
+			if !op.OK || op.Call.Before(cutAt) || op.Return.After(healAt) {
+				continue
+			}
+			switch {
+			case op.Endpoint == "isolated":
+				isolatedAcks++
+			case op.Endpoint == "" && op.Kind == consumer.Put:
+				majorityAcks++
+			}
+		}
+		Expect(majorityAcks).To(BeNumerically(">", 0), "writes acknowledged by the majority during the partition")
+		Expect(isolatedAcks).To(BeZero(), "linearizable operations the isolated member served")
+
+		s.waitHealthy(ctx, 3)
+		s.expectCaughtUp(ctx, isolated)
+		sleep(ctx, settle)
+		s.finishLoad(ctx)
+		Expect(cluster.ClusterIDs(s.waitHealthy(ctx, 3))).To(Equal([]uint64{clusterID}))
+	})
+
+	// 10. Upgrade from the previous dev release under load.
+	It("upgrades from the previous release version under load", Label("upgrade", "tls"), func(ctx SpecContext) {
+		if previousVersion == "" {
+			Skip(fmt.Sprintf("no version of release %s below %s is uploaded (set previous_release)", cfg.Release.Name, releaseVersion))
+		}
+		s := newScenario("upgrade", true)
+		s.manifest.ReleaseVersion = previousVersion
+		s.deploy(ctx, 3)
+		before := s.memberIDs(ctx, 3)
+		s.startLoad(ctx)
+		sleep(ctx, settle)
+		s.manifest.ReleaseVersion = releaseVersion
+		s.deploy(ctx, 3)
+		sleep(ctx, settle)
+		stats := s.finishLoad(ctx)
+		Expect(s.memberIDs(ctx, 3)).To(Equal(before), "member IDs after the upgrade")
+		fmt.Fprintf(GinkgoWriter, "upgrade %s → %s: %d failed writes, longest stall %s\n", previousVersion, releaseVersion, stats.WritesFailed, stats.LongestStall)
+	})
+})
+
+// expectCaughtUp waits until the member of in has every write acknowledged so far in its own copy.
+func (s *scenario) expectCaughtUp(ctx context.Context, in cluster.Instance) {
+	By(fmt.Sprintf("waiting until %s has every acknowledged write", in.MemberName()))
+	acked := s.load.Acked()
+	cli, err := consumer.NewClient(cluster.Endpoints([]string{in.IP}, s.tls), s.clientTLS.Config())
+	Expect(err).NotTo(HaveOccurred())
+	defer cli.Close()
+	Eventually(ctx, func() ([]string, error) {
+		return s.load.MissingVia(ctx, cli, acked)
+	}).WithTimeout(config.Seconds(cfg.Timeouts.ConvergeInSeconds)).WithPolling(time.Second).Should(BeEmpty())
+}
+
+func leaders(views []cluster.View) int {
+	n := 0
+	for _, v := range views {
+		if v.Err == nil && v.Leader != 0 && v.Leader == v.MemberID {
+			n++
+		}
+	}
+	return n
+}
