@@ -33,3 +33,7 @@ clean:
 
 bench-roll: ## rolling restart stall with vs without leadership transfer; keep-data restart vs wipe+resync
 	$(GO) run ./src/cmd/bench-roll
+
+.PHONY: acceptance
+acceptance: ## acceptance suite against the local director (started if needed); ACCEPTANCE_LABELS=ci runs the CI subset
+	acceptance-tests/run-local
