@@ -66,6 +66,8 @@ type scenario struct {
 	helper     *helper.Client
 	manifest   cluster.Manifest
 	deployed   bool
+	// ipsReleased is set once the static IPs went back to the pool.
+	ipsReleased bool
 
 	cli     *clientv3.Client
 	load    *consumer.Consumer
@@ -119,23 +121,49 @@ func (s *scenario) cleanup(ctx SpecContext) {
 		_ = s.cli.Close()
 	}
 	if !s.deployed {
-		pool.give(s.ips)
+		s.releaseIPs()
 		return
 	}
 	if failed && cfg.KeepOnFailure {
 		fmt.Fprintf(GinkgoWriter, "keep_on_failure: keeping deployment %s (static IPs %v stay reserved)\n", s.deployment, s.ips)
 		return
 	}
-	By("deleting deployment " + s.deployment)
-	id, err := bosh.DeleteDeployment(ctx, s.deployment, failed)
-	if director.IsNotFound(err) {
-		pool.give(s.ips)
-		return
+	if err := s.tryDelete(ctx, false); err != nil {
+		// An operator whose delete-deployment fails retries with --force; the failure itself is reported (and
+		// asserted by the deploy scenarios, which delete explicitly).
+		fmt.Fprintf(GinkgoWriter, "deleting %s failed, retrying with force: %v\n", s.deployment, err)
+		AddReportEntry("delete-failed", err.Error())
+		Expect(s.tryDelete(ctx, true)).To(Succeed(), "deleting deployment %s with force", s.deployment)
 	}
-	Expect(err).NotTo(HaveOccurred())
-	_, err = bosh.WaitTask(ctx, id, config.Seconds(cfg.Timeouts.TaskInSeconds), GinkgoWriter)
-	Expect(err).NotTo(HaveOccurred(), "deleting deployment %s", s.deployment)
-	pool.give(s.ips)
+}
+
+// delete deletes the deployment now and asserts that it worked (with force: ignoring errors, as --force).
+func (s *scenario) delete(ctx context.Context, force bool) {
+	Expect(s.tryDelete(ctx, force)).To(Succeed(), "bosh delete-deployment %s (force %v)", s.deployment, force)
+}
+
+func (s *scenario) tryDelete(ctx context.Context, force bool) error {
+	if !s.deployed {
+		return nil
+	}
+	By(fmt.Sprintf("deleting deployment %s (force %v)", s.deployment, force))
+	id, err := bosh.DeleteDeployment(ctx, s.deployment, force)
+	if err == nil {
+		_, err = bosh.WaitTask(ctx, id, config.Seconds(cfg.Timeouts.TaskInSeconds), GinkgoWriter)
+	}
+	if err != nil && !director.IsNotFound(err) {
+		return err
+	}
+	s.deployed = false
+	s.releaseIPs()
+	return nil
+}
+
+func (s *scenario) releaseIPs() {
+	if !s.ipsReleased {
+		s.ipsReleased = true
+		pool.give(s.ips)
+	}
 }
 
 // deploy deploys s.manifest with instances members and waits for the task.

@@ -16,7 +16,7 @@ import (
 
 // Labels: one per scenario, "tls"/"no-tls", and "ci" on the bounded subset CI runs.
 
-var _ = Describe("etcd-release", Ordered, func() {
+var _ = Describe("etcd-release", func() {
 	// 1. Deploy 1, 3 and 5 members, with and without TLS.
 	for _, tc := range []struct {
 		n   int
@@ -38,6 +38,7 @@ var _ = Describe("etcd-release", Ordered, func() {
 			sleep(ctx, settle)
 			s.finishLoad(ctx)
 			s.waitHealthy(ctx, tc.n)
+			s.delete(ctx, false)
 		})
 	}
 
