@@ -7,10 +7,12 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net"
 	"net/netip"
 	"os"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
@@ -72,6 +74,7 @@ type scenario struct {
 	cli     *clientv3.Client
 	load    *consumer.Consumer
 	phases  int
+	prefix  string // keys of the current (or last) load phase
 	metrics Metrics
 	dumps   []string
 }
@@ -216,6 +219,51 @@ func (s *scenario) instances(ctx context.Context) []cluster.Instance {
 	return out
 }
 
+// expectRestartedSince asserts that the etcd process of every instance started after t (monit's uptime, as the
+// director reports it): the deploy really restarted every member.
+func (s *scenario) expectRestartedSince(ctx context.Context, t time.Time) {
+	for _, i := range s.boshInstances(ctx) {
+		found := false
+		for _, p := range i.Processes {
+			if p.Name != "etcd" {
+				continue
+			}
+			found = true
+			Expect(p.Uptime.Secs).NotTo(BeNil(), "uptime of etcd on %s", i.Name())
+			Expect(time.Duration(*p.Uptime.Secs)*time.Second).To(BeNumerically("<=", time.Since(t)+time.Second),
+				"etcd on %s was not restarted by the deploy", i.Name())
+		}
+		Expect(found).To(BeTrue(), "no etcd process on %s", i.Name())
+	}
+}
+
+// monitStop runs `monit stop etcd` on the instance through the helper and waits until etcd has really stopped:
+// monit's CLI returns before the stop program has finished, and an operator waits for `monit summary` to show
+// the job not monitored before touching its data. Stopped means the director reports the etcd process not
+// monitored and the client port refuses connections.
+func (s *scenario) monitStop(ctx context.Context, in cluster.Instance) {
+	_, err := s.helper.Monit(ctx, in.IP, "etcd", "stop")
+	helperDo("monit stop etcd on "+in.IP, err)
+	Eventually(ctx, func() error {
+		for _, i := range s.boshInstances(ctx) {
+			if i.ID != in.ID {
+				continue
+			}
+			for _, p := range i.Processes {
+				if p.Name == "etcd" && p.State != "unknown" {
+					return fmt.Errorf("etcd on %s is %s", i.Name(), p.State)
+				}
+			}
+		}
+		conn, err := net.DialTimeout("tcp", net.JoinHostPort(in.IP, strconv.Itoa(cluster.ClientPort)), time.Second)
+		if err == nil {
+			conn.Close()
+			return fmt.Errorf("%s still accepts client connections", in.IP)
+		}
+		return nil
+	}).WithTimeout(config.Seconds(cfg.Timeouts.ConvergeInSeconds)).WithPolling(time.Second).Should(Succeed(), "monit stop etcd on %s", in.MemberName())
+}
+
 func ipsOf(instances []cluster.Instance) []string {
 	var out []string
 	for _, i := range instances {
@@ -251,6 +299,7 @@ func (s *scenario) startLoad(ctx context.Context) {
 	}
 	s.phases++
 	prefix := fmt.Sprintf("/acceptance/%s/%d", s.deployment, s.phases)
+	s.prefix = prefix
 	By(fmt.Sprintf("starting the consumer on %v (keys %s/)", eps, prefix))
 	s.load = consumer.Start(s.cli, consumer.Options{Prefix: prefix, WritesPerSecond: cfg.Load.WritesPerSecond,
 		RegisterClients: cfg.Load.RegisterClients, RegisterKeys: cfg.Load.RegisterKeys,

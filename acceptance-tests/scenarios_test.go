@@ -7,6 +7,7 @@ import (
 
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
+	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/etcd-release/etcd-release/acceptance-tests/cluster"
 	"github.com/etcd-release/etcd-release/acceptance-tests/config"
@@ -73,7 +74,9 @@ var _ = Describe("etcd-release", func() {
 		s.startLoad(ctx)
 		sleep(ctx, settle)
 		s.manifest.EtcdProperties["heartbeat_interval_in_milliseconds"] = 100
+		rolled := time.Now()
 		s.deploy(ctx, 3)
+		s.expectRestartedSince(ctx, rolled)
 		sleep(ctx, settle)
 		stats := s.finishLoad(ctx)
 		Expect(s.memberIDs(ctx, 3)).To(Equal(before), "member IDs after the rolling deploy")
@@ -105,7 +108,9 @@ var _ = Describe("etcd-release", func() {
 			s.startLoad(ctx)
 			sleep(ctx, settle)
 			s.manifest.EtcdProperties = step.props
+			rolled := time.Now()
 			s.deploy(ctx, 3)
+			s.expectRestartedSince(ctx, rolled)
 			sleep(ctx, settle)
 			stats := s.finishLoad(ctx)
 			Expect(s.memberIDs(ctx, 3)).To(Equal(before), "member IDs after rotation step %d", i+1)
@@ -122,8 +127,7 @@ var _ = Describe("etcd-release", func() {
 		s.startLoad(ctx)
 		sleep(ctx, settle)
 		By(fmt.Sprintf("monit stop etcd; rm -rf /var/vcap/store/etcd/*; monit start etcd on %s (%s)", victim.MemberName(), victim.IP))
-		_, err := s.helper.Monit(ctx, victim.IP, "etcd", "stop")
-		helperDo("monit stop etcd", err)
+		s.monitStop(ctx, victim)
 		wiped, err := s.helper.Wipe(ctx, victim.IP, "etcd")
 		helperDo("wiping /var/vcap/store/etcd", err)
 		fmt.Fprintf(GinkgoWriter, "wiped %s: %v\n", wiped.Dir, wiped.Removed)
@@ -141,16 +145,15 @@ var _ = Describe("etcd-release", func() {
 	It("recovers from the whole-cluster wipe procedure as one empty cluster", Label("cluster-wipe", "tls"), func(ctx SpecContext) {
 		s := newScenario("cluster-wipe", true)
 		s.deploy(ctx, 3)
-		views := s.waitHealthy(ctx, 3)
-		oldIDs := cluster.ClusterIDs(views)
+		s.waitHealthy(ctx, 3)
 		s.startLoad(ctx)
 		sleep(ctx, settle)
 		s.finishLoad(ctx) // the data is about to be wiped on purpose: check it before
+		wipedPrefix := s.prefix
 		instances := s.instances(ctx)
 		By("monit stop etcd on every member")
 		for _, in := range instances {
-			_, err := s.helper.Monit(ctx, in.IP, "etcd", "stop")
-			helperDo("monit stop etcd on "+in.IP, err)
+			s.monitStop(ctx, in)
 		}
 		By("rm -rf /var/vcap/store/etcd/* on every member")
 		for _, in := range instances {
@@ -163,9 +166,19 @@ var _ = Describe("etcd-release", func() {
 			helperDo("monit start etcd on "+instances[i].IP, err)
 			sleep(ctx, 2*time.Second)
 		}
-		views = s.waitHealthy(ctx, 3)
+		views := s.waitHealthy(ctx, 3)
 		Expect(cluster.ClusterIDs(views)).To(HaveLen(1))
-		Expect(oldIDs).NotTo(ContainElement(cluster.ClusterIDs(views)[0]), "a new cluster after the wipe")
+		// The new cluster has the old cluster's ID (etcd derives it from the peer URLs and the cluster token), so
+		// "new" shows in its data: none of the keys written before the wipe.
+		Eventually(ctx, func() (int64, error) {
+			gctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+			defer cancel()
+			resp, err := s.cli.Get(gctx, wipedPrefix+"/", clientv3.WithPrefix(), clientv3.WithCountOnly())
+			if err != nil {
+				return -1, err
+			}
+			return resp.Count, nil
+		}).WithTimeout(config.Seconds(cfg.Timeouts.ConvergeInSeconds)).Should(BeZero(), "keys written before the wipe")
 		s.startLoad(ctx)
 		sleep(ctx, settle)
 		s.finishLoad(ctx)

@@ -299,8 +299,11 @@ func (c *Client) RunErrand(ctx context.Context, deployment, errand string) (int,
 
 // Process is one monit service of an instance.
 type Process struct {
-	Name  string `json:"name"`
-	State string `json:"state"`
+	Name   string `json:"name"`
+	State  string `json:"state"`
+	Uptime struct {
+		Secs *int64 `json:"secs"`
+	} `json:"uptime"`
 }
 
 // Instance is one line of the format=full instances task result.
