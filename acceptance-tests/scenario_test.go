@@ -39,7 +39,10 @@ type Metrics struct {
 	Missing      int           `json:"missing_acked_writes"`
 }
 
-const metricsEntry = "metrics"
+const (
+	metricsEntry      = "metrics"
+	deleteFailedEntry = "delete-failed"
+)
 
 func metricsOf(sr SpecReport) (Metrics, bool) {
 	var m Metrics
@@ -135,7 +138,7 @@ func (s *scenario) cleanup(ctx SpecContext) {
 		// An operator whose delete-deployment fails retries with --force; the failure itself is reported (and
 		// asserted by the deploy scenarios, which delete explicitly).
 		fmt.Fprintf(GinkgoWriter, "deleting %s failed, retrying with force: %v\n", s.deployment, err)
-		AddReportEntry("delete-failed", err.Error())
+		AddReportEntry(deleteFailedEntry, err.Error())
 		Expect(s.tryDelete(ctx, true)).To(Succeed(), "deleting deployment %s with force", s.deployment)
 	}
 }

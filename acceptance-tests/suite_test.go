@@ -209,18 +209,30 @@ var _ = ReportAfterSuite("summary", func(r Report) {
 func summaryTable(r Report) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "## etcd-release acceptance: %s\n\n", time.Now().UTC().Format(time.RFC3339))
-	b.WriteString("| scenario | result | duration | writes acked | failed writes | longest stall | linearizability |\n")
-	b.WriteString("|---|---|---|---|---|---|---|\n")
-	for _, sr := range r.SpecReports {
+	b.WriteString("| scenario | result | duration | writes acked | failed writes | longest stall | linearizability | notes |\n")
+	b.WriteString("|---|---|---|---|---|---|---|---|\n")
+	specs := slices.Clone(r.SpecReports)
+	slices.SortStableFunc(specs, func(a, b SpecReport) int { return a.LeafNodeLocation.LineNumber - b.LeafNodeLocation.LineNumber })
+	for _, sr := range specs {
 		if sr.LeafNodeType != types.NodeTypeIt {
 			continue
 		}
 		m, ok := metricsOf(sr)
-		row := []string{sr.LeafNodeText, sr.State.String(), sr.RunTime.Round(time.Second).String(), "-", "-", "-", "-"}
+		row := []string{sr.LeafNodeText, sr.State.String(), sr.RunTime.Round(time.Second).String(), "-", "-", "-", "-", ""}
 		if ok {
 			row[3], row[4] = strconv.Itoa(m.WritesAcked), strconv.Itoa(m.WritesFailed)
 			row[5], row[6] = m.LongestStall.Round(time.Millisecond).String(), m.Verdict
 		}
+		var notes []string
+		for _, e := range sr.ReportEntries {
+			if e.Name == deleteFailedEntry {
+				notes = append(notes, "delete-deployment failed, deleted with force")
+			}
+		}
+		if sr.State.Is(types.SpecStateSkipped) && sr.Failure.Message != "" {
+			notes = append(notes, sr.Failure.Message)
+		}
+		row[7] = strings.ReplaceAll(strings.Join(notes, "; "), "|", "/")
 		b.WriteString("| " + strings.Join(row, " | ") + " |\n")
 	}
 	return b.String()
