@@ -425,7 +425,11 @@ func (s *scenario) dumpDiagnostics(ctx context.Context) {
 		if i.JobState != nil {
 			js = *i.JobState
 		}
-		fmt.Fprintf(&b, "instance %s: state %s, job_state %s, ips %v, processes %v\n", i.Name(), i.State, js, i.IPs, i.Processes)
+		var ps []string
+		for _, p := range i.Processes {
+			ps = append(ps, p.Name+":"+p.State)
+		}
+		fmt.Fprintf(&b, "instance %s: state %s, job_state %s, ips %v, processes %v\n", i.Name(), i.State, js, i.IPs, ps)
 		if i.JobName == cluster.Group && i.IP() != "" && i.Index != nil {
 			cis = append(cis, cluster.Instance{ID: i.ID, Index: *i.Index, IP: i.IP()})
 		}
