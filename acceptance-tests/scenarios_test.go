@@ -211,10 +211,12 @@ var _ = Describe("etcd-release", func() {
 		s.startLoad(ctx)
 		sleep(ctx, settle)
 		target := cluster.Group + "/" + victim.ID
+		vmBefore := s.vmCID(ctx, victim.ID)
 		s.changeState(ctx, target, director.StateDetached)
 		Expect(s.instances(ctx)).To(HaveLen(2), "the hard-stopped instance has no VM")
 		sleep(ctx, settle)
 		s.changeState(ctx, target, director.StateStarted)
+		Expect(s.vmCID(ctx, victim.ID)).NotTo(Equal(vmBefore), "start creates a new VM")
 		Expect(s.memberIDs(ctx, 3)).To(Equal(before), "the recreated VM keeps the member (its disk)")
 		s.expectCaughtUp(ctx, victim)
 		sleep(ctx, settle)
@@ -315,6 +317,16 @@ func (s *scenario) expectCaughtUp(ctx context.Context, in cluster.Instance) {
 	Eventually(ctx, func() ([]string, error) {
 		return s.load.MissingVia(ctx, cli, acked)
 	}).WithTimeout(config.Seconds(cfg.Timeouts.ConvergeInSeconds)).WithPolling(time.Second).Should(BeEmpty())
+}
+
+// vmCID is the VM CID of the instance with id ("" without a VM).
+func (s *scenario) vmCID(ctx context.Context, id string) string {
+	for _, i := range s.boshInstances(ctx) {
+		if i.ID == id && i.VMCID != nil {
+			return *i.VMCID
+		}
+	}
+	return ""
 }
 
 func leaders(views []cluster.View) int {
