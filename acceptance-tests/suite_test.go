@@ -229,8 +229,12 @@ func summaryTable(r Report) string {
 				notes = append(notes, "delete-deployment failed, deleted with force")
 			}
 		}
-		if sr.State.Is(types.SpecStateSkipped) && sr.Failure.Message != "" {
-			notes = append(notes, sr.Failure.Message)
+		if msg := strings.TrimSpace(sr.Failure.Message); msg != "" {
+			msg, _, _ = strings.Cut(msg, "\n")
+			if len(msg) > 160 {
+				msg = msg[:160] + "…"
+			}
+			notes = append(notes, msg)
 		}
 		row[7] = strings.ReplaceAll(strings.Join(notes, "; "), "|", "/")
 		b.WriteString("| " + strings.Join(row, " | ") + " |\n")
