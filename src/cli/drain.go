@@ -11,6 +11,26 @@ import (
 	"github.com/etcd-release/etcd-release/src/supervisor"
 )
 
+func newPreStopCmd() *cobra.Command {
+	var path string
+	cmd := &cobra.Command{
+		Use:   "pre-stop",
+		Short: "BOSH pre-stop: record whether the whole deployment is being deleted (BOSH_DEPLOYMENT_NEXT_STATE)",
+		Long: `Implements bin/pre-stop. When BOSH_DEPLOYMENT_NEXT_STATE is "delete", the drain that follows keeps the
+member list instead of removing members one by one (which would lose quorum while every instance goes away).`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			c, err := loadConfig(path)
+			if err != nil {
+				return err
+			}
+			return drain.PreStop(c.Paths.RunDir, os.Getenv("BOSH_DEPLOYMENT_NEXT_STATE"))
+		},
+	}
+	addConfigFlag(cmd, &path)
+	return cmd
+}
+
 func newDrainCmd() *cobra.Command {
 	var path string
 	cmd := &cobra.Command{
@@ -37,6 +57,9 @@ go to stderr.`,
 			defer cancel()
 			if err := os.MkdirAll(c.Paths.RunDir, 0o755); err != nil {
 				return err
+			}
+			if _, err := os.Stat(drain.DeploymentDeletedMarker(c.Paths.RunDir)); err == nil {
+				req.DeploymentDeleted = true
 			}
 			secs, err := drain.Run(ctx, c, peers.For(c), req, supervisor.DrainMarker(c), lg)
 			if err != nil {

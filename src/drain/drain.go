@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"time"
@@ -32,6 +33,33 @@ type Request struct {
 	Packages []string
 	// NextPersistentDisk is BOSH_JOB_NEXT_STATE's persistent_disk, or -1 when not given.
 	NextPersistentDisk int
+	// DeploymentDeleted is true when pre-stop was told the whole deployment is being deleted.
+	DeploymentDeleted bool
+}
+
+// DeploymentDeletedMarker is where pre-stop records that BOSH is deleting the whole deployment. Drain has no
+// other way to know: its own arguments and environment look the same for a scale-down and a delete.
+func DeploymentDeletedMarker(runDir string) string {
+	return filepath.Join(runDir, "deployment-deleted")
+}
+
+// PreStop implements bin/pre-stop: it records whether BOSH_DEPLOYMENT_NEXT_STATE is "delete" for the drain
+// that follows, and clears a stale record otherwise.
+func PreStop(runDir, deploymentNextState string) error {
+	marker := DeploymentDeletedMarker(runDir)
+	if deploymentNextState != "delete" {
+		if err := os.Remove(marker); err != nil && !os.IsNotExist(err) {
+			return fmt.Errorf("pre-stop: removing %s: %w", marker, err)
+		}
+		return nil
+	}
+	if err := os.MkdirAll(runDir, 0o755); err != nil {
+		return fmt.Errorf("pre-stop: %w", err)
+	}
+	if err := os.WriteFile(marker, []byte("delete\n"), 0o644); err != nil {
+		return fmt.Errorf("pre-stop: writing %s: %w", marker, err)
+	}
+	return nil
 }
 
 // GoingAway reports whether BOSH is deleting this instance (next state without a persistent disk).
@@ -76,6 +104,12 @@ var ErrWouldLoseQuorum = errors.New("removing this member would lose quorum")
 // synchronously).
 func Run(ctx context.Context, c *config.Config, src peers.Source, req Request, markerPath string, lg *zap.Logger) (int, error) {
 	if req.Kind == "job_check_status" {
+		return 0, nil
+	}
+	if req.GoingAway() && req.DeploymentDeleted {
+		// Removing members one by one while every instance is being deleted at once would lose quorum half way
+		// and fail the delete; the whole cluster goes away with its disks instead.
+		lg.Info("drain keeps the member list", zap.String("reason", "BOSH is deleting the whole deployment (pre-stop saw BOSH_DEPLOYMENT_NEXT_STATE=delete)"))
 		return 0, nil
 	}
 	self := c.Self()

@@ -36,3 +36,12 @@ func TestParseRequest(t *testing.T) {
 		})
 	}
 }
+
+func TestPreStopRecordsDeploymentDeletion(t *testing.T) {
+	dir := t.TempDir()
+	require.NoError(t, PreStop(dir, "delete"))
+	require.FileExists(t, DeploymentDeletedMarker(dir))
+	require.NoError(t, PreStop(dir, "keep"))
+	require.NoFileExists(t, DeploymentDeletedMarker(dir))
+	require.NoError(t, PreStop(dir, ""), "no marker to remove is fine")
+}

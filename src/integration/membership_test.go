@@ -2,7 +2,9 @@ package integration
 
 import (
 	"context"
+	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -226,4 +228,44 @@ func TestRemovedMemberRestartedWithOldDataIsMovedAsideAndRejoins(t *testing.T) {
 	require.Len(t, aside, 1, "the old data was kept, not deleted")
 	_, err = os.Stat(filepath.Join(aside[0], "member", "wal"))
 	require.NoError(t, err)
+}
+
+func TestDeletingTheWholeDeploymentDrainsEveryMemberAtOnce(t *testing.T) {
+	c := newCluster(t, 3, withTLS(false, false))
+	for i := 0; i < 3; i++ {
+		c.start(i)
+	}
+	for i := 0; i < 3; i++ {
+		c.waitReady(i, 2*time.Minute)
+	}
+	for i := 0; i < 3; i++ {
+		cmd := exec.Command(c.bin, "pre-stop", "--config", c.layout.ConfigPath(i))
+		cmd.Env = append(os.Environ(), "BOSH_DEPLOYMENT_NEXT_STATE=delete", "BOSH_INSTANCE_NEXT_STATE=delete", "BOSH_VM_NEXT_STATE=delete")
+		out, err := cmd.CombinedOutput()
+		require.NoError(t, err, string(out))
+	}
+	// BOSH drains every instance of a deleted deployment in parallel, each with next persistent_disk 0.
+	errs := make(chan error, 3)
+	for i := 0; i < 3; i++ {
+		go func() {
+			out, err := c.drain(i, "job_shutdown", 0)
+			if err == nil && strings.TrimSpace(out) != "0" {
+				err = fmt.Errorf("drain %d printed %q", i, out)
+			}
+			errs <- err
+		}()
+	}
+	for i := 0; i < 3; i++ {
+		require.NoError(t, <-errs)
+	}
+	require.Len(t, c.status(0).Members, 3, "a deleted deployment's members are not removed one by one")
+
+	// A scale-down after a normal deploy still removes the member: pre-stop with "keep" clears the record.
+	cmd := exec.Command(c.bin, "pre-stop", "--config", c.layout.ConfigPath(2))
+	cmd.Env = append(os.Environ(), "BOSH_DEPLOYMENT_NEXT_STATE=keep")
+	require.NoError(t, cmd.Run())
+	out, err := c.drain(2, "job_shutdown", 0)
+	require.NoError(t, err, out)
+	c.stop(2)
+	require.Len(t, c.status(0).Members, 2)
 }

@@ -61,6 +61,7 @@ type CommandResult struct {
 //	GET  /healthz                        no auth; "ok"
 //	POST /monit/{job}/{stop|start|restart}
 //	POST /store/{job}/wipe               removes everything inside <vcap>/store/<job>
+//	POST /process/{job}/kill             SIGKILL to the processes of <vcap>/sys/run/<job>/*.pid
 //	POST /partition   {"peers":["10.244.0.3",...]}  drops traffic to and from the peers
 //	POST /heal                           removes every partition rule
 //	GET  /partition                      the current rules
@@ -70,6 +71,7 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, "ok\n") })
 	mux.Handle("POST /monit/{job}/{action}", s.wrap(s.monit))
 	mux.Handle("POST /store/{job}/wipe", s.wrap(s.wipe))
+	mux.Handle("POST /process/{job}/kill", s.wrap(s.kill))
 	mux.Handle("POST /partition", s.wrap(s.partition))
 	mux.Handle("GET /partition", s.wrap(s.listPartition))
 	mux.Handle("POST /heal", s.wrap(s.heal))
