@@ -273,6 +273,12 @@ func (m *Monit) WaitReady(ctx context.Context) error {
 	}
 }
 
+// reloadTimeout bounds Reload; reloadResignal is how long to wait before repeating the SIGHUP.
+var (
+	reloadTimeout  = 30 * time.Second
+	reloadResignal = 5 * time.Second
+)
+
 // Reload makes monit re-read its control file and the job monit files (after they changed) and waits
 // until it answers again with a new incarnation. The control files are syntax-checked first, inside the
 // VM, so a broken job monit file is reported instead of leaving monit down. Services that are new after
@@ -306,12 +312,28 @@ func (m *Monit) Reload(ctx context.Context) error {
 	if err := syscall.Kill(pid, syscall.SIGHUP); err != nil {
 		return fmt.Errorf("signalling monit (pid %d): %w", pid, err)
 	}
+	// A SIGHUP that reaches monit while it is still starting up or in the middle of a cycle can be dropped,
+	// and then the incarnation never changes: signal again every reloadResignal, give up after reloadTimeout
+	// with an error naming the VM instead of hanging the deploy.
+	deadline := time.Now().Add(reloadTimeout)
+	resignal := time.Now().Add(reloadResignal)
 	for {
 		st, err := m.Status(ctx)
 		if err == nil && st.Incarnation != before.Incarnation {
 			m.log.Info("monit reloaded", zap.String("vm", m.vm.ID()), zap.Int64("incarnation", st.Incarnation),
 				zap.String("reason", "job monit files changed"))
 			return nil
+		}
+		now := time.Now()
+		if now.After(deadline) {
+			return fmt.Errorf("monit in VM %s did not reload within %s of SIGHUP (incarnation still %d); see the VM's %s", m.vm.ID(), reloadTimeout, before.Incarnation, MonitLog)
+		}
+		if now.After(resignal) {
+			m.log.Warn("monit has not reloaded yet; signalling it again", zap.String("vm", m.vm.ID()))
+			if pid, err := m.vm.monitPID(); err == nil {
+				_ = syscall.Kill(pid, syscall.SIGHUP)
+			}
+			resignal = now.Add(reloadResignal)
 		}
 		select {
 		case <-ctx.Done():
