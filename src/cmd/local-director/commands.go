@@ -20,6 +20,7 @@ import (
 	"github.com/etcd-release/etcd-release/src/director/api"
 	"github.com/etcd-release/etcd-release/src/director/client"
 	"github.com/etcd-release/etcd-release/src/director/vars"
+	"github.com/etcd-release/etcd-release/src/opsfile"
 )
 
 // clientOptions locate and authenticate against a director; defaults come from the state dir serve writes.
@@ -180,14 +181,18 @@ func addClientCommands(root *cobra.Command) {
 	}
 
 	var deployment string
-	var varFiles, varKVs []string
+	var varFiles, varKVs, opsFiles []string
 	deploy := &cobra.Command{
 		Use:   "deploy -d NAME MANIFEST",
-		Short: "Interpolate ((vars)) from -l files and -v values, then deploy the manifest",
+		Short: "Apply -o ops files, interpolate ((vars)) from -l files and -v values, then deploy the manifest",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(_ *cobra.Command, args []string) error {
 			raw, err := os.ReadFile(args[0])
 			if err != nil {
+				return err
+			}
+			// As the bosh CLI: ops files first, then variables (ops files may introduce ((vars)) of their own).
+			if raw, err = opsfile.ApplyToYAML(raw, opsFiles); err != nil {
 				return err
 			}
 			v := vars.Vars{}
@@ -220,6 +225,7 @@ func addClientCommands(root *cobra.Command) {
 	}
 	deploy.Flags().StringArrayVarP(&varFiles, "vars-file", "l", nil, "YAML file of variables (repeatable)")
 	deploy.Flags().StringArrayVarP(&varKVs, "var", "v", nil, "variable as name=value (repeatable)")
+	deploy.Flags().StringArrayVarP(&opsFiles, "ops-file", "o", nil, "bosh ops file applied to the manifest before interpolation (repeatable, in order)")
 
 	instances := &cobra.Command{
 		Use:   "instances -d NAME",
