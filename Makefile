@@ -3,7 +3,7 @@ SHELL := /bin/bash
 GO    ?= go
 BIN   := $(CURDIR)/bin
 
-.PHONY: all build test test-unit vet cluster cluster-down bench-put bench-roll clean
+.PHONY: all build test test-unit vet deploy destroy cluster cluster-down bench-put bench-roll clean
 
 all: build
 
@@ -18,6 +18,12 @@ test: ## everything CI runs (unit + integration against real etcd_ctl processes)
 
 test-unit: ## fast tests only
 	$(GO) test -short ./...
+
+deploy: ## the main job: deploy manifests/etcd.yml with the local director (started if needed); OPS="-o file ..." adds ops files
+	scripts/deploy $(OPS)
+
+destroy: ## delete the etcd deployment and stop the local director
+	scripts/destroy
 
 cluster: build ## start a local 3-member TLS cluster of etcd_ctl processes on loopback
 	scripts/local-cluster up
