@@ -28,6 +28,11 @@ type Tool struct {
 // Etcdctl is the real etcd v3 command-line client of the etcd version this repository pins.
 var Etcdctl = Tool{Module: "go.etcd.io/etcd/etcdctl/v3", Version: "v3.6.16", Package: ".", Binary: "etcdctl"}
 
+// Consul is the real HashiCorp consul agent (server and client in one binary) the consul DNS tests and the
+// local director's consul jobs run. The consul module's go.mod carries replace directives for its in-repo
+// submodules, so it cannot be `go install`ed; the build below removes them. It takes ~5 minutes on 2 cores.
+var Consul = Tool{Module: "github.com/hashicorp/consul", Version: "v1.20.6", Package: ".", Binary: "consul"}
+
 var mu sync.Mutex
 
 // Path returns the cached binary, building it first if needed. root is the repository root (the cache lives
