@@ -170,3 +170,25 @@ func TestToolchainBlobPath(t *testing.T) {
 	require.NoError(t, err)
 	require.True(t, ok)
 }
+
+// The acceptance-tests package compiles the suite's test binary from the two suite blobs plus the src/ packages
+// the suite imports: its files must list exactly those.
+func TestAcceptancePackageFilesCoverTheSuite(t *testing.T) {
+	root := repoRoot(t)
+	c := exec.Command("go", "list", "-deps", "-test", "-f", "{{if not .Standard}}{{.ImportPath}}{{end}}", "./acceptance-tests")
+	c.Dir = root
+	c.Env = append(os.Environ(), "GOFLAGS=-mod=readonly", "GOPROXY=off")
+	out, err := c.Output()
+	require.NoError(t, err, "%s", stderr(err))
+	want := []string{SuiteModulesBlob, SuiteSourceBlob}
+	for _, p := range strings.Fields(string(out)) {
+		if rel, ok := strings.CutPrefix(p, modulePath+"/src/"); ok {
+			want = append(want, rel+"/*.go")
+		}
+	}
+	slices.Sort(want)
+	spec := packageFiles(t, root, "acceptance-tests")
+	require.Equal(t, want, slices.Sorted(slices.Values(spec.Files)))
+	require.Equal(t, []string{"**/*_test.go"}, spec.ExcludedFiles)
+	require.Equal(t, []string{"golang-1-linux"}, spec.Dependencies)
+}

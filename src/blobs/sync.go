@@ -20,6 +20,15 @@ import (
 // ModulesBlob is the module cache blob's path under blobs/. The etcd_ctl package lists it in its `files`.
 const ModulesBlob = "etcd_ctl/go-modules.tgz"
 
+// SuiteModulesBlob and SuiteSourceBlob feed the acceptance-tests package, which compiles the acceptance suite
+// for the errand: the modules the suite's test binary needs, and the suite's own Go files (acceptance-tests/ is a
+// top-level directory, and BOSH package files can only come from src/ and blobs/).
+const (
+	SuiteModulesBlob = "acceptance-tests/go-modules.tgz"
+	SuiteSourceBlob  = "acceptance-tests/suite-source.tgz"
+	suiteDir         = "acceptance-tests"
+)
+
 // toolchainDir is the blobs/ directory of the Go toolchain blob; every blob under it belongs to this package.
 const toolchainDir = "golang"
 
@@ -76,9 +85,22 @@ func Sync(ctx context.Context, o Options) ([]Blob, error) {
 	if err != nil {
 		return nil, fmt.Errorf("making the Go toolchain blob: %w", err)
 	}
-	mods, err := syncModules(ctx, o, env)
+	mods, err := syncModules(ctx, o, env, ModulesBlob, o.MainPackages, false)
 	if err != nil {
 		return nil, fmt.Errorf("making the Go modules blob: %w", err)
+	}
+	made := []Blob{tool, mods}
+	// The acceptance suite's blobs, when the repository has the suite.
+	if st, err := os.Stat(filepath.Join(o.RepoDir, suiteDir)); err == nil && st.IsDir() {
+		suiteMods, err := syncModules(ctx, o, env, SuiteModulesBlob, []string{"./" + suiteDir}, true)
+		if err != nil {
+			return nil, fmt.Errorf("making the acceptance suite's Go modules blob: %w", err)
+		}
+		src, err := syncSuiteSource(o)
+		if err != nil {
+			return nil, fmt.Errorf("making the acceptance suite's source blob: %w", err)
+		}
+		made = append(made, suiteMods, src)
 	}
 
 	indexPath := filepath.Join(o.RepoDir, "config", "blobs.yml")
@@ -91,7 +113,7 @@ func Sync(ctx context.Context, o Options) ([]Blob, error) {
 			delete(idx, k)
 		}
 	}
-	for _, b := range []Blob{tool, mods} {
+	for _, b := range made {
 		old := idx[b.Path]
 		if old.SHA != b.SHA || old.Size != b.Size {
 			old = IndexEntry{} // a new blob has not been uploaded yet
@@ -111,7 +133,7 @@ func Sync(ctx context.Context, o Options) ([]Blob, error) {
 			}
 		}
 	}
-	return []Blob{tool, mods}, nil
+	return made, nil
 }
 
 type goEnvironment struct {
@@ -170,8 +192,14 @@ func syncToolchain(o Options, env goEnvironment) (Blob, error) {
 	return buildCached(o, b, hex.EncodeToString(h.Sum(nil)), entries)
 }
 
-func syncModules(ctx context.Context, o Options, env goEnvironment) (Blob, error) {
-	b := Blob{Path: ModulesBlob}
+// syncModules makes the blob at blobPath: go.mod, go.sum and the module download cache that building pkgs (and,
+// with tests, their test binaries) needs.
+func syncModules(ctx context.Context, o Options, env goEnvironment, blobPath string, pkgs []string, tests bool) (Blob, error) {
+	b := Blob{Path: blobPath}
+	listFlags := []string{"list", "-deps"}
+	if tests {
+		listFlags = append(listFlags, "-test")
+	}
 	goMod, err := os.ReadFile(filepath.Join(o.RepoDir, "go.mod"))
 	if err != nil {
 		return b, err
@@ -181,7 +209,7 @@ func syncModules(ctx context.Context, o Options, env goEnvironment) (Blob, error
 		return b, err
 	}
 	// The modules the commands' packages come from: listed from this machine's cache, no network.
-	listArgs := append([]string{"list", "-deps", "-f", "{{with .Module}}{{if not .Main}}{{.Path}}@{{.Version}}{{end}}{{end}}"}, o.MainPackages...)
+	listArgs := append(append(slices.Clone(listFlags), "-f", "{{with .Module}}{{if not .Main}}{{.Path}}@{{.Version}}{{end}}{{end}}"), pkgs...)
 	mods, err := runGo(ctx, o, o.RepoDir, offlineEnv(env.GOMODCACHE), listArgs...)
 	if err != nil {
 		return b, err
@@ -190,7 +218,7 @@ func syncModules(ctx context.Context, o Options, env goEnvironment) (Blob, error
 	h := sha256.New()
 	fmt.Fprintf(h, "modules v1 %s\n", env.GOVERSION)
 	fmt.Fprintf(h, "go.mod %x\ngo.sum %x\n", sha256.Sum256(goMod), sha256.Sum256(goSum))
-	fmt.Fprintf(h, "packages %s\nmodules %s\n", strings.Join(o.MainPackages, " "), strings.Join(modList, " "))
+	fmt.Fprintf(h, "packages %s tests %v\nmodules %s\n", strings.Join(pkgs, " "), tests, strings.Join(modList, " "))
 	key := hex.EncodeToString(h.Sum(nil))
 	if reused, ok := cached(o, b, key); ok {
 		return reused, nil
@@ -212,8 +240,8 @@ func syncModules(ctx context.Context, o Options, env goEnvironment) (Blob, error
 		"GOTOOLCHAIN=local",
 		"GOWORK=off",
 	}
-	o.Logf("collecting the modules of %s", strings.Join(o.MainPackages, " "))
-	if _, err := runGo(ctx, o, o.RepoDir, fill, append([]string{"list", "-deps"}, o.MainPackages...)...); err != nil {
+	o.Logf("collecting the modules of %s", strings.Join(pkgs, " "))
+	if _, err := runGo(ctx, o, o.RepoDir, fill, append(slices.Clone(listFlags), pkgs...)...); err != nil {
 		return b, err
 	}
 	entries := []entry{
@@ -228,6 +256,35 @@ func syncModules(ctx context.Context, o Options, env goEnvironment) (Blob, error
 	}
 	entries = append(entries, dl...)
 	return buildCached(o, b, key, entries)
+}
+
+// syncSuiteSource makes the blob of the acceptance suite's Go files (acceptance-tests/**/*.go, under
+// acceptance-tests/ in the tarball). Its key is the files' names and contents.
+func syncSuiteSource(o Options) (Blob, error) {
+	b := Blob{Path: SuiteSourceBlob}
+	all, err := collect(filepath.Join(o.RepoDir, suiteDir), suiteDir, nil)
+	if err != nil {
+		return b, err
+	}
+	var entries []entry
+	h := sha256.New()
+	fmt.Fprintln(h, "suite source v1")
+	for _, e := range all {
+		if e.src == "" || !strings.HasSuffix(e.name, ".go") {
+			continue
+		}
+		data, err := os.ReadFile(e.src)
+		if err != nil {
+			return b, err
+		}
+		e.mode = 0o644
+		fmt.Fprintf(h, "%s %x\n", e.name, sha256.Sum256(data))
+		entries = append(entries, e)
+	}
+	if len(entries) == 0 {
+		return b, fmt.Errorf("%s holds no Go files", suiteDir)
+	}
+	return buildCached(o, b, hex.EncodeToString(h.Sum(nil)), entries)
 }
 
 // offlineEnv lets the go command use only the existing module cache.

@@ -5,6 +5,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -36,7 +37,8 @@ func TestReleaseCompilesOffline(t *testing.T) {
 
 	rel, err := release.Read(tarball)
 	require.NoError(t, err)
-	for _, name := range []string{"golang-1-linux", "etcd_ctl", "etcd-test-helper"} {
+	compiled := []string{"golang-1-linux", "etcd_ctl", "etcd-test-helper", "acceptance-tests"}
+	for _, name := range compiled {
 		_, ok := rel.Package(name)
 		require.True(t, ok, "package %s in the release", name)
 	}
@@ -44,7 +46,7 @@ func TestReleaseCompilesOffline(t *testing.T) {
 	work := t.TempDir()
 	packagesDir := filepath.Join(work, "packages") // stands in for /var/vcap/packages
 	for _, p := range rel.Packages {               // dependency order, like the director
-		if p.Name != "golang-1-linux" && p.Name != "etcd_ctl" && p.Name != "etcd-test-helper" {
+		if !slices.Contains(compiled, p.Name) {
 			continue
 		}
 		start := time.Now()
@@ -58,6 +60,12 @@ func TestReleaseCompilesOffline(t *testing.T) {
 	out, err = exec.Command(filepath.Join(packagesDir, "etcd-test-helper", "bin", "etcd-test-helper"), "-h").CombinedOutput()
 	require.NoError(t, err, "%s", out)
 	require.Contains(t, string(out), "-config")
+	// The errand's suite binary runs; without ACCEPTANCE_CONFIG the suite says what it needs and skips.
+	suite := exec.Command(filepath.Join(packagesDir, "acceptance-tests", "bin", "acceptance-tests.test"), "-test.v", "-test.run", "TestAcceptance")
+	suite.Env = []string{"PATH=/usr/bin:/bin"}
+	out, err = suite.CombinedOutput()
+	require.NoError(t, err, "%s", out)
+	require.Contains(t, string(out), "ACCEPTANCE_CONFIG is not set")
 	out, err = exec.Command(filepath.Join(packagesDir, "golang-1-linux", "bin", "go"), "version").CombinedOutput()
 	require.NoError(t, err, "%s", out)
 }

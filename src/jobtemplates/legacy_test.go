@@ -219,6 +219,7 @@ func TestAcceptanceTestsErrand(t *testing.T) {
 		"scenarios":   []any{"deploy", "wipe"},
 		"test_helper": map[string]any{"password": "pw"},
 		"release":     map[string]any{"version": 7},
+		"static_ips":  []any{"10.244.0.40 - 10.244.0.49"},
 	}}
 	files, err := r.RenderDir(context.Background(), dir, instanceContext("etcd-acceptance", "acceptance-tests", instance{id: "x"}, props))
 	require.NoError(t, err)
@@ -237,7 +238,10 @@ func TestAcceptanceTestsErrand(t *testing.T) {
 			Username, Password string
 		} `json:"test_helper"`
 		Timeouts         map[string]int
-		DeploymentPrefix string `json:"deployment_prefix"`
+		DeploymentPrefix string                         `json:"deployment_prefix"`
+		StaticIPs        []string                       `json:"static_ips"`
+		ReportDir        string                         `json:"report_dir"`
+		PreviousRelease  struct{ Name, Version string } `json:"previous_release"`
 	}
 	require.NoError(t, json.Unmarshal(files["config/config.json"], &cfg))
 	require.Equal(t, "https://10.244.0.1:25555", cfg.Director.URL)
@@ -247,6 +251,10 @@ func TestAcceptanceTestsErrand(t *testing.T) {
 	require.Equal(t, 8448, cfg.TestHelper.Port)
 	require.Equal(t, "etcd-acceptance", cfg.DeploymentPrefix)
 	require.Equal(t, 1800, cfg.Timeouts["deploy_in_seconds"])
+	require.Equal(t, []string{"10.244.0.40 - 10.244.0.49"}, cfg.StaticIPs)
+	require.Equal(t, "/var/vcap/sys/log/acceptance-tests/report", cfg.ReportDir)
+	require.Equal(t, "etcd", cfg.PreviousRelease.Name)
+	require.Equal(t, "", cfg.PreviousRelease.Version)
 
 	// No scenarios: no label filter.
 	delete(props["acceptance_tests"].(map[string]any), "scenarios")
