@@ -3,7 +3,7 @@ SHELL := /bin/bash
 GO    ?= go
 BIN   := $(CURDIR)/bin
 
-.PHONY: all build test test-unit vet deploy destroy cluster cluster-down bench-put bench-roll clean
+.PHONY: all build test test-unit vet deploy destroy cluster cluster-down bench-put bench-roll bench-deploy clean
 
 all: build
 
@@ -43,3 +43,6 @@ bench-roll: ## rolling restart stall with vs without leadership transfer; keep-d
 .PHONY: acceptance
 acceptance: ## acceptance suite against the local director (started if needed); ACCEPTANCE_LABELS=ci runs the CI subset
 	acceptance-tests/run-local
+
+bench-deploy: ## local director: 3-member TLS deploy to all running, rolling update, delete (needs scripts/deploy first)
+	$(GO) run ./src/cmd/bench-deploy
