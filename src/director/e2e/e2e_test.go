@@ -324,6 +324,11 @@ func TestDeployLifecycle(t *testing.T) {
 	require.Less(t, strings.Index(joined, "Compiling packages|base/"), strings.Index(joined, "Compiling packages|tool/"))
 	require.Less(t, strings.Index(joined, "Creating missing vms"), strings.Index(joined, "Updating instance"))
 	require.Regexp(t, `Updating instance\|servers/[0-9a-f-]+ \(0\) \(canary\)`, joined)
+	// The debug output (bosh task --debug) tells the same story in text, with the packages' compile logs.
+	debug, err := d.c.TaskOutput(ctx, id+1, "debug")
+	require.NoError(t, err)
+	require.Regexp(t, `Updating instance: servers/[0-9a-f-]+ \(0\) \(canary\) \(1/\d+\) finished`, string(debug))
+	require.Contains(t, string(debug), "compiling package base/")
 
 	insts := d.instances()
 	require.Len(t, insts, 3, "servers/0, servers/1, clients/0; the errand group has no VM")

@@ -191,12 +191,19 @@ func (s *Stage) Step(task string, fn func() error) error {
 func (s *Stage) emit(task string, index int, st string, progress int, data map[string]any) {
 	b, _ := json.Marshal(EventLine{Time: time.Now().Unix(), Stage: s.name, Tags: s.tags, Total: s.total, Task: task, Index: index, State: st, Progress: progress, Data: data})
 	s.out.appendLine(Event, b)
+	// The debug output (bosh task N --debug) is the full story: every event too, with its error.
+	if e, ok := data["error"]; ok {
+		s.out.Debugf("%s: %s (%d/%d) %s: %v", s.name, task, index, s.total, st, e)
+	} else {
+		s.out.Debugf("%s: %s (%d/%d) %s", s.name, task, index, s.total, st)
+	}
 }
 
 // TaskError writes the task-level error event.
 func (o *Output) TaskError(err error) {
 	b, _ := json.Marshal(map[string]any{"time": time.Now().Unix(), "error": map[string]any{"code": 100, "message": err.Error()}})
 	o.appendLine(Event, b)
+	o.Debugf("task failed: %v", err)
 }
 
 // ResultLine appends one line (typically JSON) to the result output.
