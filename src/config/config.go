@@ -86,7 +86,28 @@ type Properties struct {
 	StartTimeoutInSeconds int `json:"start_timeout_in_seconds"`
 	// QuotaBackendBytes is etcd's backend size quota (0 = etcd's default of 2 GiB).
 	QuotaBackendBytes int64 `json:"quota_backend_bytes"`
+	// Consul holds the etcd.consul.* properties: register with the colocated consul agent and resolve members
+	// through consul DNS.
+	Consul ConsulProperties `json:"consul"`
 }
+
+// ConsulProperties are the `etcd.consul.*` job properties.
+type ConsulProperties struct {
+	// Enabled registers this member with the colocated consul agent and resolves members through consul DNS
+	// (<member>.<etcd.advertise_urls_dns_suffix>).
+	Enabled bool `json:"enabled"`
+	// AgentURL is the HTTP API of the colocated agent.
+	AgentURL string `json:"agent_url"`
+	// ACLToken is sent with every agent API request.
+	ACLToken Secret `json:"acl_token"`
+	// WaitTimeoutInSeconds bounds the wait for the agent and for this member's own name to resolve.
+	WaitTimeoutInSeconds int `json:"wait_timeout_in_seconds"`
+	// CheckTTLInSeconds is the TTL of the health check etcd_ctl keeps refreshing.
+	CheckTTLInSeconds int `json:"check_ttl_in_seconds"`
+}
+
+// DefaultConsulAgentURL is the HTTP API of a colocated consul agent (consul-release's default).
+const DefaultConsulAgentURL = "http://127.0.0.1:8500"
 
 // ClusterGroup is one entry of the legacy `etcd.cluster` property: an instance group and its size.
 type ClusterGroup struct {
@@ -209,6 +230,11 @@ func DefaultProperties() Properties {
 		ClientPort:                      DefaultClientPort,
 		PeerPort:                        DefaultPeerPort,
 		StartTimeoutInSeconds:           300,
+		Consul: ConsulProperties{
+			AgentURL:             DefaultConsulAgentURL,
+			WaitTimeoutInSeconds: 300,
+			CheckTTLInSeconds:    30,
+		},
 	}
 }
 

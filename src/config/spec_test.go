@@ -28,11 +28,7 @@ func TestJobSpecMatchesConfig(t *testing.T) {
 	require.NoError(t, yaml.Unmarshal(raw, &spec))
 
 	fields := map[string]bool{}
-	typ := reflect.TypeOf(Properties{})
-	for i := 0; i < typ.NumField(); i++ {
-		name := strings.Split(typ.Field(i).Tag.Get("json"), ",")[0]
-		fields["etcd."+name] = true
-	}
+	propertyNames("etcd.", reflect.TypeOf(Properties{}), fields)
 	defaults, err := json.Marshal(rawDefaults())
 	require.NoError(t, err)
 	var defMap map[string]any
@@ -46,7 +42,7 @@ func TestJobSpecMatchesConfig(t *testing.T) {
 		}
 		require.True(t, fields[name], "spec property %s has no field in config.Properties", name)
 		if p.Default != nil {
-			got := defMap[strings.TrimPrefix(name, "etcd.")]
+			got := lookup(defMap, strings.TrimPrefix(name, "etcd."))
 			require.EqualValues(t, normalize(p.Default), normalize(got), "default of %s", name)
 		}
 	}
@@ -72,4 +68,31 @@ func normalize(v any) any {
 		return float64(x)
 	}
 	return v
+}
+
+// propertyNames lists the spec property names of a properties struct: nested structs (etcd.consul) are groups
+// of properties, named with dots.
+func propertyNames(prefix string, typ reflect.Type, out map[string]bool) {
+	for i := 0; i < typ.NumField(); i++ {
+		f := typ.Field(i)
+		name := prefix + strings.Split(f.Tag.Get("json"), ",")[0]
+		if f.Type.Kind() == reflect.Struct {
+			propertyNames(name+".", f.Type, out)
+			continue
+		}
+		out[name] = true
+	}
+}
+
+// lookup reads a dotted name from nested JSON maps.
+func lookup(m map[string]any, dotted string) any {
+	var cur any = m
+	for _, part := range strings.Split(dotted, ".") {
+		mm, ok := cur.(map[string]any)
+		if !ok {
+			return nil
+		}
+		cur = mm[part]
+	}
+	return cur
 }

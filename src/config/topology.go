@@ -68,6 +68,25 @@ func (c *Config) ClusterToken() string {
 	return "etcd-cluster"
 }
 
+// ConsulService splits etcd.advertise_urls_dns_suffix, which must read <service>.service.<domain> when consul is
+// enabled, into the consul service name and the consul domain (etcd.service.cf.internal → etcd, cf.internal).
+func (p Properties) ConsulService() (service, domain string, ok bool) {
+	suffix := strings.Trim(p.AdvertiseURLsDNSSuffix, ".")
+	service, domain, found := strings.Cut(suffix, ".service.")
+	if !found || service == "" || domain == "" || strings.Contains(service, ".") || canonicalLabel(service) != service {
+		return "", "", false
+	}
+	return service, domain, true
+}
+
+// SelfIP is the address this instance registers with consul: spec.ip, falling back to spec.address.
+func (c *Config) SelfIP() string {
+	if c.Instance.IP != "" {
+		return c.Instance.IP
+	}
+	return c.Instance.Address
+}
+
 // SelfName is this member's etcd name.
 func (c *Config) SelfName() string { return MemberName(c.Instance.Name, c.Instance.Index) }
 

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/url"
 	"time"
 )
 
@@ -74,6 +75,9 @@ func (c *Config) Validate(now time.Time) (warnings []string, err error) {
 			add(fmt.Sprintf("etcd.machines[%d]", i), "is empty; list the address of every etcd VM")
 		}
 	}
+	if e.Consul.Enabled {
+		c.validateConsul(add)
+	}
 	if c.Paths.DataDir == "" {
 		add("paths.data_dir", "is empty")
 	}
@@ -91,4 +95,25 @@ func (c *Config) Validate(now time.Time) (warnings []string, err error) {
 		errs = append(errs, terrs...)
 	}
 	return warnings, errors.Join(errs...)
+}
+
+// validateConsul checks the etcd.consul.* properties and the DNS suffix they depend on (only when enabled).
+func (c *Config) validateConsul(add func(prop, format string, a ...any)) {
+	e := c.Etcd
+	if e.AdvertiseURLsDNSSuffix == "" {
+		add("etcd.advertise_urls_dns_suffix", "is empty but etcd.consul.enabled is true; set it to <service>.service.<domain> "+
+			"(e.g. etcd.service.cf.internal): members register as consul service <service> and are reached as <member>.<suffix>, or set etcd.consul.enabled to false")
+	} else if _, _, ok := e.ConsulService(); !ok {
+		add("etcd.advertise_urls_dns_suffix", "got %q, but with etcd.consul.enabled it must be <service>.service.<domain> (e.g. etcd.service.cf.internal), "+
+			"the consul DNS name of the service members register under; fix the suffix or set etcd.consul.enabled to false", e.AdvertiseURLsDNSSuffix)
+	}
+	if u, err := url.Parse(e.Consul.AgentURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		add("etcd.consul.agent_url", "got %q, must be the http(s) URL of the colocated consul agent's HTTP API (default %s)", e.Consul.AgentURL, DefaultConsulAgentURL)
+	}
+	if e.Consul.WaitTimeoutInSeconds <= 0 {
+		add("etcd.consul.wait_timeout_in_seconds", "got %d, must be positive (default 300)", e.Consul.WaitTimeoutInSeconds)
+	}
+	if e.Consul.CheckTTLInSeconds < 3 {
+		add("etcd.consul.check_ttl_in_seconds", "got %d, must be at least 3 (the check is refreshed every TTL/3; default 30)", e.Consul.CheckTTLInSeconds)
+	}
 }
