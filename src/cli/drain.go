@@ -61,7 +61,7 @@ go to stderr.`,
 			if _, err := os.Stat(drain.DeploymentDeletedMarker(c.Paths.RunDir)); err == nil {
 				req.DeploymentDeleted = true
 			}
-			secs, err := drain.Run(ctx, c, peers.For(c), req, supervisor.DrainMarker(c), lg)
+			secs, err := drain.Run(ctx, c, peers.ForClient(c, lg), req, supervisor.DrainMarker(c), lg)
 			if err != nil {
 				return err
 			}

@@ -110,6 +110,7 @@ func Run(ctx context.Context, c *config.Config, src peers.Source, req Request, m
 		// Removing members one by one while every instance is being deleted at once would lose quorum half way
 		// and fail the delete; the whole cluster goes away with its disks instead.
 		lg.Info("drain keeps the member list", zap.String("reason", "BOSH is deleting the whole deployment (pre-stop saw BOSH_DEPLOYMENT_NEXT_STATE=delete)"))
+		deregister(ctx, src, lg)
 		return 0, nil
 	}
 	self := c.Self()
@@ -140,6 +141,9 @@ func Run(ctx context.Context, c *config.Config, src peers.Source, req Request, m
 	}
 	if me == nil {
 		lg.Info("drain has nothing to do", zap.String("reason", "this instance is not a member of the cluster"))
+		if req.GoingAway() {
+			deregister(ctx, src, lg)
+		}
 		return 0, nil
 	}
 
@@ -163,6 +167,7 @@ func Run(ctx context.Context, c *config.Config, src peers.Source, req Request, m
 	}
 	if !me.learner && voters == 1 {
 		lg.Info("drain keeps the last member", zap.String("reason", "this is the only voting member; the cluster is deleted with it"))
+		deregister(ctx, src, lg)
 		return 0, nil
 	}
 	remaining := voters
@@ -193,7 +198,20 @@ func Run(ctx context.Context, c *config.Config, src peers.Source, req Request, m
 	}
 	lg.Info("removed this member from the cluster", zap.String("member-id", strconv.FormatUint(me.id, 16)),
 		zap.String("reason", "BOSH is deleting this instance (next state has no persistent disk)"))
+	deregister(ctx, src, lg)
 	return 0, nil
+}
+
+// deregister takes this member's registration back (consul) once the instance is going away. Best effort: the
+// member is already out of the cluster, so a failure is logged and does not fail the drain.
+func deregister(ctx context.Context, src peers.Source, lg *zap.Logger) {
+	d, ok := src.(peers.Deregisterer)
+	if !ok {
+		return
+	}
+	if err := d.Deregister(ctx); err != nil {
+		lg.Warn("could not deregister this member; the registration stays until its health check turns critical and the agent goes away with the VM", zap.Error(err))
+	}
 }
 
 // removeMember removes id, retrying while etcd's strict reconfiguration check answers "unhealthy cluster": etcd

@@ -45,7 +45,7 @@ type Manager struct {
 
 // NewManager returns a Manager with production timings.
 func NewManager(c *config.Config, lg *zap.Logger) *Manager {
-	return &Manager{Config: c, Peers: peers.For(c), Log: lg.Named("membership"), ProbeTimeout: 3 * time.Second, RetryInterval: 2 * time.Second,
+	return &Manager{Config: c, Peers: peers.For(c, lg), Log: lg.Named("membership"), ProbeTimeout: 3 * time.Second, RetryInterval: 2 * time.Second,
 		PromoteTimeout: time.Duration(c.Etcd.StartTimeoutInSeconds) * time.Second, Now: time.Now}
 }
 

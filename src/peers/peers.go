@@ -6,6 +6,8 @@ package peers
 import (
 	"context"
 
+	"go.uber.org/zap"
+
 	"github.com/etcd-release/etcd-release/src/config"
 )
 
@@ -40,5 +42,20 @@ func ClientURLs(members []config.Member) []string {
 	return out
 }
 
-// For returns the Source the configuration asks for. Consul DNS is added here when configured.
-func For(c *config.Config) Source { return Static{Config: c} }
+// For returns the Source `etcd_ctl start` uses: with etcd.consul.enabled a Consul source that registers this
+// member and waits for consul DNS names; otherwise the configuration as it is.
+func For(c *config.Config, lg *zap.Logger) Source {
+	if c.Etcd.Consul.Enabled {
+		return NewConsul(c, lg, true)
+	}
+	return Static{Config: c}
+}
+
+// ForClient returns the Source of commands that talk to a running cluster (drain): the same members, without
+// registering anything. A consul source still deregisters this member when drain asks it to.
+func ForClient(c *config.Config, lg *zap.Logger) Source {
+	if c.Etcd.Consul.Enabled {
+		return NewConsul(c, lg, false)
+	}
+	return Static{Config: c}
+}

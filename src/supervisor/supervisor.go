@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -17,6 +18,7 @@ import (
 	"github.com/etcd-release/etcd-release/src/config"
 	"github.com/etcd-release/etcd-release/src/etcdserver"
 	"github.com/etcd-release/etcd-release/src/membership"
+	"github.com/etcd-release/etcd-release/src/peers"
 )
 
 // StopTimeout bounds the graceful stop; after it etcd is stopped hard.
@@ -56,6 +58,15 @@ func Run(ctx context.Context, c *config.Config, lg *zap.Logger) error {
 	}
 
 	mgr := membership.NewManager(c, lg)
+	// A consul source keeps this member's TTL health check fresh from registration until etcd_ctl exits.
+	if cl, ok := mgr.Peers.(io.Closer); ok {
+		defer cl.Close()
+	}
+	setHealth := func(f peers.HealthFunc) {
+		if hr, ok := mgr.Peers.(peers.HealthReporter); ok {
+			hr.SetHealth(f)
+		}
+	}
 	st, err := mgr.Prepare(ctx)
 	if err != nil {
 		return fmt.Errorf("deciding how to start: %w", err)
@@ -73,7 +84,10 @@ func Run(ctx context.Context, c *config.Config, lg *zap.Logger) error {
 		}
 		return err
 	}
+	setHealth(etcdHealth(srv))
+	stopping := func() (bool, string) { return false, "etcd is stopping" }
 	if err := mgr.Complete(ctx, st, srv); err != nil {
+		setHealth(stopping)
 		stopCtx, cancel := context.WithTimeout(context.Background(), StopTimeout)
 		srv.Stop(stopCtx)
 		cancel()
@@ -86,18 +100,24 @@ func Run(ctx context.Context, c *config.Config, lg *zap.Logger) error {
 
 	select {
 	case <-ctx.Done():
+		setHealth(stopping)
 		lg.Info("stopping etcd", zap.String("reason", "received a stop signal"))
 		stopCtx, cancel := context.WithTimeout(context.Background(), StopTimeout)
 		defer cancel()
 		srv.Stop(stopCtx)
 		return nil
 	case err := <-srv.Err():
+		setHealth(stopping)
 		stopCtx, cancel := context.WithTimeout(context.Background(), StopTimeout)
 		defer cancel()
 		srv.Stop(stopCtx)
 		return fmt.Errorf("etcd failed: %w", err)
 	case <-srv.Stopped():
+		setHealth(stopping)
 		if _, err := os.Stat(DrainMarker(c)); err == nil {
+			if cl, ok := mgr.Peers.(io.Closer); ok {
+				cl.Close() // drain deregisters this member; there is no check left to refresh
+			}
 			lg.Info("etcd stopped after drain removed this member; staying stopped until monit stops the job",
 				zap.String("reason", "the instance is being deleted"))
 			<-ctx.Done()
@@ -105,5 +125,19 @@ func Run(ctx context.Context, c *config.Config, lg *zap.Logger) error {
 		}
 		srv.Stop(context.Background())
 		return fmt.Errorf("etcd stopped on its own (most likely %w); exiting so that monit restarts etcd_ctl, which moves the old data aside and rejoins", ErrRemoved)
+	}
+}
+
+// etcdHealth reports the embedded server as passing while it is a voting member that sees a leader.
+func etcdHealth(srv *etcdserver.Server) peers.HealthFunc {
+	return func() (bool, string) {
+		e := srv.Etcd().Server
+		switch {
+		case e.IsLearner():
+			return false, "etcd is a learner catching up with the leader (not yet a voting member)"
+		case e.Leader() == 0:
+			return false, "etcd has no leader (election in progress, or no quorum)"
+		}
+		return true, fmt.Sprintf("etcd member %s is a voting member; leader %s", e.MemberID(), e.Leader())
 	}
 }
