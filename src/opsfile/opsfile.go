@@ -115,6 +115,17 @@ func apply(node any, tokens []string, op Op, optional bool) (any, error) {
 			}
 			return append(n, op.Value), nil
 		}
+		// "<index or matcher>:before" / ":after" insert the value next to that element (the last token of a
+		// replace only), e.g. /instance_groups/name=etcd:before puts a group ahead of etcd in deploy order.
+		insert := ""
+		for _, mod := range []string{":before", ":after"} {
+			if t, ok := strings.CutSuffix(tok, mod); ok {
+				if !last || op.Type != "replace" {
+					return nil, fmt.Errorf("%q must be the last token of a replace", mod)
+				}
+				tok, insert = t, mod
+			}
+		}
 		idx := -1
 		if i, err := strconv.Atoi(tok); err == nil {
 			idx = i
@@ -132,6 +143,12 @@ func apply(node any, tokens []string, op Op, optional bool) (any, error) {
 		}
 		if idx < 0 || idx >= len(n) {
 			return nil, fmt.Errorf("no array element %q", tok)
+		}
+		if insert != "" {
+			if insert == ":after" {
+				idx++
+			}
+			return append(n[:idx:idx], append([]any{op.Value}, n[idx:]...)...), nil
 		}
 		if last && op.Type == "remove" {
 			return append(n[:idx], n[idx+1:]...), nil

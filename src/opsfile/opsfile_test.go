@@ -68,6 +68,14 @@ func TestApplyFiles(t *testing.T) {
 - type: replace
   path: /instance_groups/0/name
   value: etcd_z1`, strings.Replace(base, "- name: etcd\n  instances", "- name: etcd_z1\n  instances", 1)},
+		{"insert before a matched element", `
+- type: replace
+  path: /instance_groups/name=etcd:before
+  value: {name: consul, instances: 1}`, strings.Replace(base, "instance_groups:\n", "instance_groups:\n- name: consul\n  instances: 1\n", 1)},
+		{"insert after an index", `
+- type: replace
+  path: /releases/0:after
+  value: {name: consul, version: latest}`, strings.Replace(base, "  version: latest\n", "  version: latest\n- name: consul\n  version: latest\n", 1)},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
