@@ -115,6 +115,20 @@ func newScenario(name string, tls bool) *scenario {
 	return s
 }
 
+// newConsulScenario is newScenario (TLS on) in consul DNS mode: a consul server instance group, a consul agent
+// next to every member, members registered with consul and advertising <member>.etcd.service.cf.internal. It
+// skips the spec when the config names no consul release.
+func newConsulScenario(name string) *scenario {
+	if consulVersion == "" {
+		Skip("consul.release is not configured: the consul DNS scenarios need the test consul release " +
+			"(go run ./src/cmd/consul-test-release; acceptance-tests/run-local uploads it)")
+	}
+	s := newScenario(name, true)
+	s.manifest.Consul = &cluster.Consul{Release: cfg.Consul.Release.Name, Version: consulVersion}
+	fmt.Fprintf(GinkgoWriter, "scenario %s: consul DNS mode with release %s/%s\n", name, cfg.Consul.Release.Name, consulVersion)
+	return s
+}
+
 func (s *scenario) cleanup(ctx SpecContext) {
 	failed := CurrentSpecReport().Failed()
 	if s.load != nil {
@@ -217,9 +231,19 @@ func (s *scenario) instances(ctx context.Context) []cluster.Instance {
 		if i.IP() == "" || i.Index == nil || i.VMCID == nil || *i.VMCID == "" {
 			continue
 		}
-		out = append(out, cluster.Instance{ID: i.ID, Index: *i.Index, IP: i.IP()})
+		out = append(out, s.clusterInstance(i))
 	}
 	return out
+}
+
+// clusterInstance is what the membership checks know of an etcd instance; in consul DNS mode its member
+// advertises <member>.<suffix>.
+func (s *scenario) clusterInstance(i director.Instance) cluster.Instance {
+	in := cluster.Instance{ID: i.ID, Index: *i.Index, IP: i.IP()}
+	if s.manifest.Consul != nil {
+		in.DNSName = in.MemberName() + "." + cluster.ConsulDNSSuffix
+	}
+	return in
 }
 
 // expectRestartedSince asserts that the etcd process of every instance started after t (monit's uptime, as the
@@ -431,7 +455,7 @@ func (s *scenario) dumpDiagnostics(ctx context.Context) {
 		}
 		fmt.Fprintf(&b, "instance %s: state %s, job_state %s, ips %v, processes %v\n", i.Name(), i.State, js, i.IPs, ps)
 		if i.JobName == cluster.Group && i.IP() != "" && i.Index != nil {
-			cis = append(cis, cluster.Instance{ID: i.ID, Index: *i.Index, IP: i.IP()})
+			cis = append(cis, s.clusterInstance(i))
 		}
 	}
 	for _, v := range cluster.Inspect(dctx, cis, s.clientTLS.Config()) {

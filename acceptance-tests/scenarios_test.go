@@ -32,14 +32,7 @@ var _ = Describe("etcd-release", func() {
 			labels = append(labels, "ci")
 		}
 		It(fmt.Sprintf("deploys a %d-member cluster (%s)", tc.n, mode), labels, func(ctx SpecContext) {
-			s := newScenario(fmt.Sprintf("deploy%d-%s", tc.n, mode), tc.tls)
-			s.deploy(ctx, tc.n)
-			s.waitHealthy(ctx, tc.n)
-			s.startLoad(ctx)
-			sleep(ctx, settle)
-			s.finishLoad(ctx)
-			s.waitHealthy(ctx, tc.n)
-			s.delete(ctx, false)
+			deployScenario(ctx, newScenario(fmt.Sprintf("deploy%d-%s", tc.n, mode), tc.tls), tc.n)
 		})
 	}
 
@@ -68,19 +61,7 @@ var _ = Describe("etcd-release", func() {
 
 	// 3. Rolling deploy that touches every instance, under load.
 	It("rolls a property change over every member under load with no failed write", Label("rolling", "tls", "ci"), func(ctx SpecContext) {
-		s := newScenario("rolling", true)
-		s.deploy(ctx, 3)
-		before := s.memberIDs(ctx, 3)
-		s.startLoad(ctx)
-		sleep(ctx, settle)
-		s.manifest.EtcdProperties["heartbeat_interval_in_milliseconds"] = 100
-		rolled := time.Now()
-		s.deploy(ctx, 3)
-		s.expectRestartedSince(ctx, rolled)
-		sleep(ctx, settle)
-		stats := s.finishLoad(ctx)
-		Expect(s.memberIDs(ctx, 3)).To(Equal(before), "member IDs after the rolling deploy")
-		assertNoFailedWrites(stats)
+		rollingScenario(ctx, newScenario("rolling", true))
 	})
 
 	// 4. Certificate rotation in the three documented deploys, under load.
@@ -120,25 +101,7 @@ var _ = Describe("etcd-release", func() {
 
 	// 5. Operator wipe of one member.
 	It("rejoins a member whose store an operator wiped", Label("wipe", "tls", "ci"), func(ctx SpecContext) {
-		s := newScenario("wipe", true)
-		s.deploy(ctx, 3)
-		before := s.memberIDs(ctx, 3)
-		_, victim := s.leaderAndFollower(ctx, 3)
-		s.startLoad(ctx)
-		sleep(ctx, settle)
-		By(fmt.Sprintf("monit stop etcd; rm -rf /var/vcap/store/etcd/*; monit start etcd on %s (%s)", victim.MemberName(), victim.IP))
-		s.monitStop(ctx, victim)
-		wiped, err := s.helper.Wipe(ctx, victim.IP, "etcd")
-		helperDo("wiping /var/vcap/store/etcd", err)
-		fmt.Fprintf(GinkgoWriter, "wiped %s: %v\n", wiped.Dir, wiped.Removed)
-		_, err = s.helper.Monit(ctx, victim.IP, "etcd", "start")
-		helperDo("monit start etcd", err)
-		after := s.memberIDs(ctx, 3)
-		Expect(after[victim.MemberName()]).NotTo(Equal(before[victim.MemberName()]), "the wiped member rejoins as a new member")
-		s.expectCaughtUp(ctx, victim)
-		sleep(ctx, settle)
-		s.finishLoad(ctx)
-		s.waitHealthy(ctx, 3)
+		wipeScenario(ctx, newScenario("wipe", true))
 	})
 
 	// 6. Whole-cluster wipe procedure.
@@ -305,7 +268,73 @@ var _ = Describe("etcd-release", func() {
 		Expect(s.memberIDs(ctx, 3)).To(Equal(before), "member IDs after the upgrade")
 		fmt.Fprintf(GinkgoWriter, "upgrade %s → %s: %d failed writes, longest stall %s\n", previousVersion, releaseVersion, stats.WritesFailed, stats.LongestStall)
 	})
+
+	// Scenarios 1, 3 and 5 with members found through consul DNS (label consul).
+	Context("with consul DNS", func() {
+		for _, n := range []int{1, 3, 5} {
+			It(fmt.Sprintf("deploys a %d-member cluster (consul)", n), Label("deploy", "tls", "consul"), func(ctx SpecContext) {
+				deployScenario(ctx, newConsulScenario(fmt.Sprintf("deploy%d-consul", n)), n)
+			})
+		}
+		It("rolls a property change over every member under load with no failed write (consul)", Label("rolling", "tls", "consul"), func(ctx SpecContext) {
+			rollingScenario(ctx, newConsulScenario("rolling-consul"))
+		})
+		It("rejoins a member whose store an operator wiped (consul)", Label("wipe", "tls", "consul"), func(ctx SpecContext) {
+			wipeScenario(ctx, newConsulScenario("wipe-consul"))
+		})
+	})
 })
+
+// deployScenario is scenario 1: deploy n members, load, check, delete.
+func deployScenario(ctx SpecContext, s *scenario, n int) {
+	s.deploy(ctx, n)
+	s.waitHealthy(ctx, n)
+	s.startLoad(ctx)
+	sleep(ctx, settle)
+	s.finishLoad(ctx)
+	s.waitHealthy(ctx, n)
+	s.delete(ctx, false)
+}
+
+// rollingScenario is scenario 3: a property change rolls over all 3 members under load; member IDs stay and no
+// write fails.
+func rollingScenario(ctx SpecContext, s *scenario) {
+	s.deploy(ctx, 3)
+	before := s.memberIDs(ctx, 3)
+	s.startLoad(ctx)
+	sleep(ctx, settle)
+	s.manifest.EtcdProperties["heartbeat_interval_in_milliseconds"] = 100
+	rolled := time.Now()
+	s.deploy(ctx, 3)
+	s.expectRestartedSince(ctx, rolled)
+	sleep(ctx, settle)
+	stats := s.finishLoad(ctx)
+	Expect(s.memberIDs(ctx, 3)).To(Equal(before), "member IDs after the rolling deploy")
+	assertNoFailedWrites(stats)
+}
+
+// wipeScenario is scenario 5: an operator wipes one follower's store (monit stop, rm -rf, monit start) under
+// load; it rejoins as a new member and catches up.
+func wipeScenario(ctx SpecContext, s *scenario) {
+	s.deploy(ctx, 3)
+	before := s.memberIDs(ctx, 3)
+	_, victim := s.leaderAndFollower(ctx, 3)
+	s.startLoad(ctx)
+	sleep(ctx, settle)
+	By(fmt.Sprintf("monit stop etcd; rm -rf /var/vcap/store/etcd/*; monit start etcd on %s (%s)", victim.MemberName(), victim.IP))
+	s.monitStop(ctx, victim)
+	wiped, err := s.helper.Wipe(ctx, victim.IP, "etcd")
+	helperDo("wiping /var/vcap/store/etcd", err)
+	fmt.Fprintf(GinkgoWriter, "wiped %s: %v\n", wiped.Dir, wiped.Removed)
+	_, err = s.helper.Monit(ctx, victim.IP, "etcd", "start")
+	helperDo("monit start etcd", err)
+	after := s.memberIDs(ctx, 3)
+	Expect(after[victim.MemberName()]).NotTo(Equal(before[victim.MemberName()]), "the wiped member rejoins as a new member")
+	s.expectCaughtUp(ctx, victim)
+	sleep(ctx, settle)
+	s.finishLoad(ctx)
+	s.waitHealthy(ctx, 3)
+}
 
 // expectCaughtUp waits until the member of in has every write acknowledged so far in its own copy.
 func (s *scenario) expectCaughtUp(ctx context.Context, in cluster.Instance) {

@@ -39,6 +39,8 @@ var (
 	// none is uploaded).
 	releaseVersion  string
 	previousVersion string
+	// consulVersion is the consul release's version for the consul DNS scenarios ("" skips them).
+	consulVersion string
 )
 
 func TestAcceptance(t *testing.T) {
@@ -68,7 +70,7 @@ var _ = BeforeSuite(func(ctx SpecContext) {
 		Expect(os.MkdirAll(cfg.ReportDir, 0o755)).To(Succeed())
 	}
 
-	for _, tarball := range []string{cfg.PreviousRelease.Tarball, cfg.Release.Tarball} {
+	for _, tarball := range []string{cfg.PreviousRelease.Tarball, cfg.Release.Tarball, cfg.Consul.Release.Tarball} {
 		if tarball == "" {
 			continue
 		}
@@ -81,20 +83,7 @@ var _ = BeforeSuite(func(ctx SpecContext) {
 	releases, err := bosh.Releases(ctx)
 	Expect(err).NotTo(HaveOccurred())
 	var versions []string
-	for _, r := range releases {
-		if r.Name == cfg.Release.Name {
-			for _, v := range r.ReleaseVersions {
-				versions = append(versions, v.Version)
-			}
-		}
-	}
-	Expect(versions).NotTo(BeEmpty(), "release %q is not uploaded (set release.tarball to upload it)", cfg.Release.Name)
-	slices.SortFunc(versions, compareVersions)
-	releaseVersion = cfg.Release.Version
-	if releaseVersion == "latest" {
-		releaseVersion = versions[len(versions)-1]
-	}
-	Expect(versions).To(ContainElement(releaseVersion), "release %s/%s is not uploaded", cfg.Release.Name, releaseVersion)
+	releaseVersion, versions = resolveRelease(releases, cfg.Release)
 	previousVersion = cfg.PreviousRelease.Version
 	if previousVersion == "" {
 		for _, v := range versions {
@@ -102,6 +91,10 @@ var _ = BeforeSuite(func(ctx SpecContext) {
 				previousVersion = v
 			}
 		}
+	}
+	if cfg.Consul.Release.Name != "" {
+		consulVersion, _ = resolveRelease(releases, cfg.Consul.Release)
+		fmt.Fprintf(GinkgoWriter, "consul DNS scenarios use release %s/%s\n", cfg.Consul.Release.Name, consulVersion)
 	}
 	fmt.Fprintf(GinkgoWriter, "release %s/%s under test; previous version for the upgrade: %q\n", cfg.Release.Name, releaseVersion, previousVersion)
 
@@ -115,6 +108,27 @@ var _ = BeforeSuite(func(ctx SpecContext) {
 	Expect(err).NotTo(HaveOccurred())
 	pool = &ipPool{free: ips}
 })
+
+// resolveRelease returns the version of r to deploy ("latest" = the highest uploaded) and every uploaded version
+// in order; it fails the suite when r is not uploaded.
+func resolveRelease(releases []director.Release, r config.Release) (string, []string) {
+	var versions []string
+	for _, rel := range releases {
+		if rel.Name == r.Name {
+			for _, v := range rel.ReleaseVersions {
+				versions = append(versions, v.Version)
+			}
+		}
+	}
+	Expect(versions).NotTo(BeEmpty(), "release %q is not uploaded (set its tarball in the config to upload it)", r.Name)
+	slices.SortFunc(versions, compareVersions)
+	v := r.Version
+	if v == "latest" {
+		v = versions[len(versions)-1]
+	}
+	Expect(versions).To(ContainElement(v), "release %s/%s is not uploaded", r.Name, v)
+	return v, versions
+}
 
 // Only scenarios labelled with one of cfg.Scenarios run (the errand also turns them into a label filter).
 var _ = BeforeEach(func() {

@@ -35,7 +35,9 @@ func NewCerts(name string, ips []netip.Addr) (*Certs, error) {
 	for _, ip := range ips {
 		netIPs = append(netIPs, net.IP(ip.AsSlice()))
 	}
-	server, err := ca.Issue(pki.Request{CommonName: "etcd-server", DNSNames: []string{"localhost"}, IPs: netIPs, Usage: pki.UsagePeer})
+	// The consul DNS names are there for the consul scenarios, where members advertise <member>.ConsulDNSSuffix.
+	consulNames := []string{"*." + ConsulDNSSuffix, ConsulDNSSuffix}
+	server, err := ca.Issue(pki.Request{CommonName: "etcd-server", DNSNames: append([]string{"localhost"}, consulNames...), IPs: netIPs, Usage: pki.UsagePeer})
 	if err != nil {
 		return nil, fmt.Errorf("issuing the server certificate: %w", err)
 	}
@@ -43,7 +45,7 @@ func NewCerts(name string, ips []netip.Addr) (*Certs, error) {
 	if err != nil {
 		return nil, fmt.Errorf("issuing the client certificate: %w", err)
 	}
-	peer, err := peerCA.Issue(pki.Request{CommonName: "etcd-peer", IPs: netIPs[1:], Usage: pki.UsagePeer})
+	peer, err := peerCA.Issue(pki.Request{CommonName: "etcd-peer", DNSNames: consulNames, IPs: netIPs[1:], Usage: pki.UsagePeer})
 	if err != nil {
 		return nil, fmt.Errorf("issuing the peer certificate: %w", err)
 	}

@@ -1,6 +1,8 @@
 package cluster
 
 import (
+	"crypto/x509"
+	"encoding/pem"
 	"errors"
 	"net/netip"
 	"os"
@@ -140,6 +142,13 @@ func TestCertsCoverEveryAddressAndRotationBundles(t *testing.T) {
 	require.NoError(t, err)
 	b, err := NewCerts("2", ips)
 	require.NoError(t, err)
+	for _, pemCert := range [][]byte{a.ServerCert, a.PeerCert} {
+		blk, _ := pem.Decode(pemCert)
+		cert, err := x509.ParseCertificate(blk.Bytes)
+		require.NoError(t, err)
+		require.NoError(t, cert.VerifyHostname("etcd-4."+ConsulDNSSuffix), "consul mode names")
+		require.NoError(t, cert.VerifyHostname("10.244.0.11"))
+	}
 	props := TLSProperties(b, a, b)
 	require.Equal(t, string(a.CA.CertPEM())+string(b.CA.CertPEM()), props["ca_cert"])
 	require.Equal(t, string(b.ServerCert), props["server_cert"])
@@ -151,4 +160,71 @@ func TestCertsCoverEveryAddressAndRotationBundles(t *testing.T) {
 	c2, err := ct.Config().GetClientCertificate(nil)
 	require.NoError(t, err)
 	require.NotEqual(t, c1.Certificate[0], c2.Certificate[0], "Use switches the client certificate")
+}
+
+func TestCheckInvariantsMatchesConsulNamesInConsulMode(t *testing.T) {
+	views := healthyViews()
+	for i := range views {
+		views[i].Instance.DNSName = views[i].Instance.MemberName() + "." + ConsulDNSSuffix
+	}
+	for i := range views {
+		for j := range views[i].Members {
+			m := &views[i].Members[j]
+			host := m.Name + "." + ConsulDNSSuffix
+			m.PeerURLs = []string{"https://" + host + ":7001"}
+			m.ClientURLs = []string{"https://" + host + ":4001"}
+		}
+	}
+	require.NoError(t, CheckInvariants(views))
+
+	views[1].Members[2].PeerURLs = []string{"https://etcd-2.other.service.cf.internal:7001"}
+	require.ErrorContains(t, CheckInvariants(views), `etcd-1 lists member 3 "etcd-2" with peer URLs [https://etcd-2.other.service.cf.internal:7001], which match no instance`)
+}
+
+func TestRenderConsulMode(t *testing.T) {
+	ips := []netip.Addr{netip.MustParseAddr("10.244.0.10"), netip.MustParseAddr("10.244.0.11"), netip.MustParseAddr("10.244.0.12")}
+	b, err := Generator{Config: testConfig()}.Render(Manifest{Name: "c", ReleaseVersion: "0+dev.3", Instances: 3, IPs: ips,
+		EtcdProperties: NoTLSProperties(), Consul: &Consul{Release: "consul", Version: "1.20.6+dev.7"}})
+	require.NoError(t, err)
+	var m struct {
+		Releases       []map[string]string
+		InstanceGroups []struct {
+			Name      string
+			Instances int
+			Networks  []struct {
+				Name      string
+				StaticIPs []string `yaml:"static_ips"`
+			}
+			Jobs []struct {
+				Name       string
+				Release    string
+				Provides   map[string]any
+				Consumes   map[string]any
+				Properties map[string]map[string]any
+			}
+		} `yaml:"instance_groups"`
+	}
+	require.NoError(t, yaml.Unmarshal(b, &m))
+	require.Equal(t, []map[string]string{{"name": "etcd", "version": "0+dev.3"}, {"name": "consul", "version": "1.20.6+dev.7"}}, m.Releases)
+	require.Len(t, m.InstanceGroups, 2)
+	server, etcd := m.InstanceGroups[0], m.InstanceGroups[1]
+	require.Equal(t, ConsulGroup, server.Name, "consul servers deploy first")
+	require.Equal(t, 1, server.Instances)
+	require.Empty(t, server.Networks[0].StaticIPs, "the consul server takes a dynamic IP")
+	require.Equal(t, "consul_agent", server.Jobs[0].Name)
+	require.Equal(t, "server", server.Jobs[0].Properties["consul"]["agent"].(map[string]any)["mode"])
+	require.Equal(t, map[string]any{"consul": map[string]any{"as": "consul_servers"}}, server.Jobs[0].Provides)
+
+	require.Equal(t, "etcd", etcd.Name)
+	require.Equal(t, []string{"consul_agent", "etcd", "etcd-test-helper"}, []string{etcd.Jobs[0].Name, etcd.Jobs[1].Name, etcd.Jobs[2].Name})
+	agent, job := etcd.Jobs[0], etcd.Jobs[1]
+	require.Equal(t, "client", agent.Properties["consul"]["agent"].(map[string]any)["mode"])
+	require.Equal(t, map[string]any{"consul": map[string]any{"from": "consul_servers"}}, agent.Consumes)
+	require.Equal(t, map[string]any{"consul": "nil"}, agent.Provides, "clients provide no servers link")
+	require.Equal(t, map[string]any{"etcd": "nil"}, job.Consumes, "peers come from etcd.cluster, not the link")
+	p := job.Properties["etcd"]
+	require.Equal(t, ConsulDNSSuffix, p["advertise_urls_dns_suffix"])
+	require.Equal(t, []any{map[string]any{"name": "etcd", "instances": 3}}, p["cluster"])
+	require.Equal(t, map[string]any{"enabled": true}, p["consul"])
+	require.Equal(t, false, p["require_ssl"])
 }

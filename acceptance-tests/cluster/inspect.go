@@ -20,6 +20,16 @@ type Instance struct {
 	ID    string
 	Index int
 	IP    string
+	// DNSName is the name the member advertises instead of its IP in consul DNS mode (empty otherwise).
+	DNSName string
+}
+
+// host is what the member's peer and client URLs name: its DNS name in consul DNS mode, else its IP.
+func (i Instance) host() string {
+	if i.DNSName != "" {
+		return i.DNSName
+	}
+	return i.IP
 }
 
 // MemberName is the etcd member name of the instance (etcd_ctl names members <group>-<index>).
@@ -110,15 +120,15 @@ func inspectOne(ctx context.Context, in Instance, tlsCfg *tls.Config) View {
 
 // CheckInvariants returns every violation of the membership invariants in views of a deployment of instances:
 // every member answers; exactly one cluster ID; one leader that every member names and that is itself a
-// member; every member's list has exactly one voting member per instance, named after it, with its IP in the
-// peer and client URLs, and no learners.
+// member; every member's list has exactly one voting member per instance, named after it, with its IP (its DNS
+// name in consul DNS mode) in the peer and client URLs, and no learners.
 func CheckInvariants(views []View) error {
 	var errs []error
 	clusterIDs := map[uint64][]string{}
 	leaders := map[uint64][]string{}
-	byIP := map[string]Instance{}
+	byHost := map[string]Instance{}
 	for _, v := range views {
-		byIP[v.Instance.IP] = v.Instance
+		byHost[v.Instance.host()] = v.Instance
 	}
 	for _, v := range views {
 		name := v.Instance.MemberName()
@@ -140,7 +150,7 @@ func CheckInvariants(views []View) error {
 			}
 			voters++
 			ip := urlHost(m.PeerURLs)
-			in, ok := byIP[ip]
+			in, ok := byHost[ip]
 			switch {
 			case !ok:
 				errs = append(errs, fmt.Errorf("%s lists member %x %q with peer URLs %v, which match no instance", name, m.ID, m.Name, m.PeerURLs))

@@ -33,7 +33,25 @@ type Manifest struct {
 	// EtcdProperties are the etcd job's `etcd` properties (TLS settings and anything a scenario changes).
 	EtcdProperties map[string]any
 	HelperPassword string
+	// Consul, when set, deploys etcd in consul DNS mode as CF deployments ran it (manifests/operations/consul.yml):
+	// a consul server instance group, a consul agent in client mode next to every member, members registered
+	// with it and advertising <member>.ConsulDNSSuffix, the peer list from etcd.cluster instead of the etcd link.
+	Consul *Consul
 }
+
+// Consul names the consul release (acceptance-tests/consul-release) a consul-mode deployment uses.
+type Consul struct {
+	Release string
+	Version string
+}
+
+// Consul DNS names of a consul-mode deployment: members are <member>.ConsulDNSSuffix, the servers
+// ConsulServerName.
+const (
+	ConsulDNSSuffix  = "etcd.service.cf.internal"
+	ConsulServerName = "consul.service.cf.internal"
+	ConsulGroup      = "consul"
+)
 
 // Generator renders manifests from the suite's config.
 type Generator struct {
@@ -51,7 +69,11 @@ func (g Generator) Render(m Manifest) ([]byte, error) {
 	}
 	c := g.Config
 	doc["name"] = m.Name
-	doc["releases"] = []any{map[string]any{"name": c.Release.Name, "version": m.ReleaseVersion}}
+	releases := []any{map[string]any{"name": c.Release.Name, "version": m.ReleaseVersion}}
+	if m.Consul != nil {
+		releases = append(releases, map[string]any{"name": m.Consul.Release, "version": m.Consul.Version})
+	}
+	doc["releases"] = releases
 	doc["stemcells"] = []any{map[string]any{"alias": "default", "os": c.Stemcell.OS, "version": c.Stemcell.Version}}
 	if _, ok := doc["update"]; !ok {
 		doc["update"] = map[string]any{"canaries": 1, "max_in_flight": 1, "serial": true,
@@ -71,14 +93,26 @@ func (g Generator) Render(m Manifest) ([]byte, error) {
 	group["persistent_disk_type"] = c.PersistentDiskType
 	group["networks"] = []any{map[string]any{"name": c.Network, "static_ips": ips}}
 	etcdProps := maps.Clone(m.EtcdProperties)
-	group["jobs"] = []any{
-		map[string]any{
-			"name":       "etcd",
-			"release":    c.Release.Name,
-			"provides":   map[string]any{"etcd": map[string]any{"as": "etcd"}},
-			"consumes":   map[string]any{"etcd": map[string]any{"from": "etcd"}},
-			"properties": map[string]any{"etcd": etcdProps},
-		},
+	etcdJob := map[string]any{
+		"name":       "etcd",
+		"release":    c.Release.Name,
+		"provides":   map[string]any{"etcd": map[string]any{"as": "etcd"}},
+		"consumes":   map[string]any{"etcd": map[string]any{"from": "etcd"}},
+		"properties": map[string]any{"etcd": etcdProps},
+	}
+	var jobs []any
+	if m.Consul != nil {
+		// As manifests/operations/consul.yml: no etcd link (the string nil blocks it), members named by consul.
+		etcdJob["consumes"] = map[string]any{"etcd": "nil"}
+		etcdProps["advertise_urls_dns_suffix"] = ConsulDNSSuffix
+		etcdProps["dns_health_check_host"] = ConsulServerName
+		etcdProps["cluster"] = []any{map[string]any{"name": Group, "instances": m.Instances}}
+		etcdProps["consul"] = map[string]any{"enabled": true}
+		jobs = append(jobs, consulAgent(m.Consul, "client"))
+		addConsulServers(doc, m.Consul, c)
+	}
+	group["jobs"] = append(jobs,
+		etcdJob,
 		map[string]any{
 			"name":    "etcd-test-helper",
 			"release": c.Release.Name,
@@ -88,8 +122,48 @@ func (g Generator) Render(m Manifest) ([]byte, error) {
 				"password": m.HelperPassword,
 			}},
 		},
-	}
+	)
 	return yaml.Marshal(doc)
+}
+
+// consulAgent is the consul_agent job in mode server or client; clients join the servers through the
+// consul_servers link.
+func consulAgent(cs *Consul, mode string) map[string]any {
+	job := map[string]any{
+		"name":       "consul_agent",
+		"release":    cs.Release,
+		"properties": map[string]any{"consul": map[string]any{"agent": map[string]any{"mode": mode, "domain": "cf.internal"}}},
+	}
+	if mode == "server" {
+		job["provides"] = map[string]any{"consul": map[string]any{"as": "consul_servers"}}
+	} else {
+		job["provides"] = map[string]any{"consul": "nil"}
+		job["consumes"] = map[string]any{"consul": map[string]any{"from": "consul_servers"}}
+	}
+	return job
+}
+
+// addConsulServers puts a one-instance consul server group (dynamic IP) before the etcd group, so that a serial
+// deploy has consul answering before the first member starts.
+func addConsulServers(doc map[string]any, cs *Consul, c config.Config) {
+	server := map[string]any{
+		"name":      ConsulGroup,
+		"instances": 1,
+		"azs":       anyList(c.AZs[:1]),
+		"vm_type":   c.VMType,
+		"stemcell":  "default",
+		"networks":  []any{map[string]any{"name": c.Network}},
+		"jobs":      []any{consulAgent(cs, "server")},
+	}
+	groups, _ := doc["instance_groups"].([]any)
+	out := []any{server}
+	for _, g := range groups {
+		if gm, ok := g.(map[string]any); ok && gm["name"] == ConsulGroup {
+			continue
+		}
+		out = append(out, g)
+	}
+	doc["instance_groups"] = out
 }
 
 // base is the template (config manifest_template) or an empty document.

@@ -43,8 +43,10 @@ type Config struct {
 	// Scenarios restricts the run to specs carrying one of these labels (in addition to --ginkgo.label-filter).
 	Scenarios  []string   `json:"scenarios"`
 	TestHelper TestHelper `json:"test_helper"`
-	Timeouts   Timeouts   `json:"timeouts"`
-	Load       Load       `json:"load"`
+	// Consul enables the consul DNS scenarios (label consul); without a release name they are skipped.
+	Consul   Consul   `json:"consul"`
+	Timeouts Timeouts `json:"timeouts"`
+	Load     Load     `json:"load"`
 	// KeepOnFailure keeps the deployment of a failed scenario for debugging (it is deleted otherwise).
 	KeepOnFailure bool `json:"keep_on_failure"`
 	// ReportDir receives the JUnit XML report, the summary table and per-scenario diagnostics.
@@ -82,6 +84,13 @@ type TestHelper struct {
 	Password string `json:"password"`
 }
 
+// Consul names the consul release the consul DNS scenarios colocate with etcd (acceptance-tests/consul-release,
+// built by `go run ./src/cmd/consul-test-release`): a consul server instance group and a client agent on every
+// etcd VM.
+type Consul struct {
+	Release Release `json:"release"`
+}
+
 // Timeouts bound every wait of the suite.
 type Timeouts struct {
 	DeployInSeconds   int `json:"deploy_in_seconds"`
@@ -111,6 +120,7 @@ func Default() Config {
 	return Config{
 		DeploymentPrefix:   "etcd-acceptance",
 		Release:            Release{Name: "etcd", Version: "latest"},
+		Consul:             Consul{Release: Release{Version: "latest"}},
 		Stemcell:           Stemcell{OS: "ubuntu-jammy", Version: "latest"},
 		Network:            "default",
 		AZs:                []string{"z1", "z2", "z3"},
@@ -187,6 +197,9 @@ func (c Config) Validate() error {
 	}
 	missing("release.name", c.Release.Name)
 	missing("release.version", c.Release.Version)
+	if c.Consul.Release.Name != "" {
+		missing("consul.release.version", c.Consul.Release.Version)
+	}
 	missing("stemcell.os", c.Stemcell.OS)
 	missing("stemcell.version", c.Stemcell.Version)
 	missing("network", c.Network)
