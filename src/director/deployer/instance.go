@@ -54,8 +54,9 @@ func (d *Deployer) liveVM(inst state.Instance) *vm.VM {
 }
 
 // createVM creates a fresh VM for the instance (a new cid and an empty ephemeral disk), creating or keeping its
-// persistent disk per diskSize. It writes /var/vcap/instance/*.
-func (d *Deployer) createVM(ctx context.Context, inst *state.Instance, deployment string, diskSize int) (*vm.VM, error) {
+// persistent disk per diskSize. dns are the nameservers of the instance's subnet (the VM's resolv.conf). It writes
+// /var/vcap/instance/*.
+func (d *Deployer) createVM(ctx context.Context, inst *state.Instance, deployment string, diskSize int, dns []netip.Addr) (*vm.VM, error) {
 	if diskSize > 0 && inst.DiskCID == "" {
 		inst.DiskCID = "disk-" + randomHex(8)
 	}
@@ -64,6 +65,7 @@ func (d *Deployer) createVM(ctx context.Context, inst *state.Instance, deploymen
 	if err != nil {
 		return nil, err
 	}
+	spec.DNS = dns
 	_ = os.RemoveAll(spec.DataDir)
 	v, err := vm.Create(ctx, spec)
 	if err != nil {

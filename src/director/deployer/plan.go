@@ -81,6 +81,14 @@ func (ip *instancePlan) name() string {
 	return fmt.Sprintf("%s/%s (%d)", ip.inst.Group, ip.inst.ID, ip.inst.Index)
 }
 
+// nameservers are the dns servers of the instance's subnet: its VM's resolv.conf.
+func (ip *instancePlan) nameservers() []netip.Addr {
+	if ip.subnet == nil {
+		return nil
+	}
+	return ip.subnet.Nameservers()
+}
+
 func instanceName(i state.Instance) string {
 	return fmt.Sprintf("%s/%s (%d)", i.Group, i.ID, i.Index)
 }

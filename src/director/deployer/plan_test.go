@@ -180,3 +180,30 @@ func TestCountsAndWatchTimes(t *testing.T) {
 	require.Equal(t, manifest.WatchTime{Min: 1000, Max: 1000}, u.CanaryWatch)
 	require.True(t, u.Serial, "serial defaults to true")
 }
+
+func TestInstancesGetTheirSubnetsNameservers(t *testing.T) {
+	d, p := testPlan(t, group("g", 2, "  azs: [z1, z2]\n  networks: [{name: default}]\n"))
+	cloud, err := manifest.ParseCloudConfig([]byte(`
+azs: [{name: z1}, {name: z2}]
+vm_types: [{name: default}]
+networks:
+- name: default
+  subnets:
+  - {range: 10.244.0.0/16, gateway: 10.244.0.1, azs: [z1, z2], dns: [10.244.0.9, 127.0.0.1]}
+`))
+	require.NoError(t, err)
+	p.cloud = cloud
+	gp, _, err := d.placeGroup(p, p.m.InstanceGroups[0], nil, map[netip.Addr]bool{})
+	require.NoError(t, err)
+	require.Len(t, gp.instances, 2)
+	for _, ip := range gp.instances {
+		require.Equal(t, []netip.Addr{netip.MustParseAddr("10.244.0.9"), netip.MustParseAddr("127.0.0.1")}, ip.nameservers())
+	}
+
+	// testCloud's subnet has no dns: no nameservers.
+	d, p = testPlan(t, group("g", 1, "  azs: [z1]\n  networks: [{name: default}]\n"))
+	gp, _, err = d.placeGroup(p, p.m.InstanceGroups[0], nil, map[netip.Addr]bool{})
+	require.NoError(t, err)
+	require.Empty(t, gp.instances[0].nameservers())
+	require.Empty(t, (&instancePlan{}).nameservers())
+}

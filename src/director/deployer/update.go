@@ -151,7 +151,7 @@ func (d *Deployer) createMissing(ctx context.Context, out *tasks.Output, p *plan
 }
 
 func (d *Deployer) createVMFor(ctx context.Context, ip *instancePlan) (*vm.VM, error) {
-	v, err := d.createVM(ctx, &ip.inst, ip.group.dep, ip.group.diskSize)
+	v, err := d.createVM(ctx, &ip.inst, ip.group.dep, ip.group.diskSize, ip.nameservers())
 	if err != nil {
 		return nil, err
 	}

@@ -49,6 +49,18 @@ func (c *CloudConfig) Network(name string) (*CloudNetwork, bool) {
 	return nil, false
 }
 
+// Nameservers are the subnet's dns entries as addresses, in order (ParseCloudConfig checked that every entry is
+// an IPv4 address; anything else is skipped).
+func (s *Subnet) Nameservers() []netip.Addr {
+	var out []netip.Addr
+	for _, e := range s.DNS {
+		if a, err := netip.ParseAddr(strings.TrimSpace(e)); err == nil && a.Is4() {
+			out = append(out, a)
+		}
+	}
+	return out
+}
+
 // Netmask is the subnet's mask in dotted form.
 func (s *Subnet) Netmask() string {
 	bits := s.Range.Bits()
@@ -175,6 +187,11 @@ func (p *parser) subnet(m map[string]any, where string, azs []string) *Subnet {
 		p.errorf("%s: gateway %s must be inside %s and not its network or broadcast address", where, gw, s.Range)
 	}
 	s.Gateway = gw
+	for i, e := range s.DNS {
+		if a, err := netip.ParseAddr(strings.TrimSpace(e)); err != nil || !a.Is4() {
+			p.errorf("%s: 'dns[%d]' %q must be an IPv4 address (the VMs' nameservers)", where, i, e)
+		}
+	}
 	if az := p.str(m, "az", where, false); az != "" {
 		s.AZs = []string{az}
 	}

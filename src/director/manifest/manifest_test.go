@@ -1,6 +1,7 @@
 package manifest
 
 import (
+	"fmt"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -78,4 +79,25 @@ networks:
 `))
 	require.ErrorContains(t, err, "type 'dynamic' is not supported")
 	require.ErrorContains(t, err, "gateway 10.0.1.1 must be inside 10.0.0.0/24")
+}
+
+func TestCloudConfigDNS(t *testing.T) {
+	c, err := ParseCloudConfig([]byte(`networks:
+- name: n
+  subnets:
+  - {range: 10.0.0.0/24, gateway: 10.0.0.1, dns: [10.0.0.9, 127.0.0.1]}
+  - {range: 10.0.1.0/24, gateway: 10.0.1.1}
+`))
+	require.NoError(t, err)
+	require.Equal(t, "[10.0.0.9 127.0.0.1]", fmt.Sprint(c.Networks[0].Subnets[0].Nameservers()))
+	require.Empty(t, c.Networks[0].Subnets[1].Nameservers())
+
+	_, err = ParseCloudConfig([]byte(`networks:
+- name: n
+  subnets:
+  - {range: 10.0.0.0/24, gateway: 10.0.0.1, dns: [10.0.0.9, dns.example.com, "fd00::53"]}
+`))
+	require.ErrorContains(t, err, `cloud config network 'n' subnets[0]: 'dns[1]' "dns.example.com" must be an IPv4 address`)
+	require.ErrorContains(t, err, `cloud config network 'n' subnets[0]: 'dns[2]' "fd00::53" must be an IPv4 address`)
+	require.NotContains(t, err.Error(), "dns[0]")
 }

@@ -42,6 +42,19 @@
 // /var/vcap/bosh/bin/monit is a wrapper that points the monit CLI at the VM's control file, for scripts
 // (such as a test helper job) that run `monit stop etcd` inside the VM.
 //
+// # /etc/resolv.conf
+//
+// Every VM has its own resolv.conf: before starting the init, Create writes /etc/netns/<cid>/resolv.conf
+// (a header naming the VM, then `nameserver` lines from Spec.DNS, the cloud-config subnet's dns list; with no
+// entries only an `options` line, never a copy of the host's), and `ip netns exec` bind-mounts it over
+// /etc/resolv.conf in the VM's mount namespace. Job authors: edit it in place (`echo … > /etc/resolv.conf`,
+// `>>`, or build the new content elsewhere and `cat new > /etc/resolv.conf`); the write lands in the VM's
+// file and the host's resolv.conf stays untouched. Replacing it by a rename (`sed -i`, `mv`, editors that
+// write a temporary file) fails with EBUSY, because the file is a mount point. Create refuses to run when
+// the host's /etc/resolv.conf is not a regular file (a symlink would get the mount on its target, and a
+// rename in a VM would replace the host's link). Attach leaves the file alone; teardown (Destroy, Reap, a
+// failed Create) removes /etc/netns/<cid>/.
+//
 // # monit
 //
 // Monit listens on 127.0.0.1:2822 inside the VM's network namespace only, with basic auth from
@@ -70,15 +83,15 @@
 // # Lifecycle and recovery
 //
 // Destroy stops all monit services (bounded), SIGKILLs the init and anything else in the network
-// namespace, deletes the veth and the namespace, and keeps both directories: the director decides when
-// disks go. VMs survive the director process; a restarted director can Attach to a running VM (its
-// credentials are in the data dir) or Reap every namespace with its cid prefix.
+// namespace, removes /etc/netns/<cid>/, deletes the veth and the namespace, and keeps both directories: the
+// director decides when disks go. VMs survive the director process; a restarted director can Attach to a
+// running VM (its credentials are in the data dir) or Reap every namespace with its cid prefix.
 //
 // Exec enters the VM with nsenter (network, mount, PID, UTS) and runs a command with the hook
 // environment (PATH=/usr/sbin:/usr/bin:/sbin:/bin plus the caller's variables); a cancelled context sends
 // SIGTERM to the command's process group and SIGKILL after DefaultStopGrace. All programs the package
 // starts go through one child-process type (proc.go).
 //
-// Host requirements: root, and the Debian packages monit, iproute2, iptables, nftables (util-linux's
-// unshare and nsenter are part of the base system).
+// Host requirements: root, the Debian packages monit, iproute2, iptables, nftables (util-linux's unshare
+// and nsenter are part of the base system), and /etc/resolv.conf as a regular file, not a symlink.
 package vm

@@ -36,6 +36,10 @@ type Spec struct {
 	// DiskDir is the host directory mounted at /var/vcap/store (the persistent disk); empty = no disk.
 	// Destroy keeps it: disks are deleted by the director, never by the VM.
 	DiskDir string
+	// DNS are the VM's nameservers, in order (the cloud-config subnet's dns list). Create writes them to
+	// /etc/netns/<ID>/resolv.conf, which `ip netns exec` bind-mounts over the VM's /etc/resolv.conf; empty =
+	// no nameserver lines. Attach ignores it (the file of a running VM is left as it is).
+	DNS []netip.Addr
 
 	// MonitInterval is monit's cycle (`set daemon`); default DefaultMonitInterval.
 	MonitInterval time.Duration
@@ -105,6 +109,11 @@ func (s Spec) Validate() error {
 	}
 	if s.DiskDir != "" && !filepath.IsAbs(s.DiskDir) {
 		errs = append(errs, fmt.Errorf("disk dir %q: must be an absolute path or empty", s.DiskDir))
+	}
+	for i, a := range s.DNS {
+		if !a.IsValid() || !a.Is4() {
+			errs = append(errs, fmt.Errorf("dns[%d] %q: must be an IPv4 address", i, a))
+		}
 	}
 	return errors.Join(errs...)
 }
@@ -195,6 +204,9 @@ func Create(ctx context.Context, spec Spec) (_ *VM, err error) {
 	if _, err := os.Stat(filepath.Join(netnsDir, spec.ID)); err == nil {
 		return nil, fmt.Errorf("creating VM %s: %w (network namespace %s)", spec.ID, ErrVMExists, spec.ID)
 	}
+	if err := checkHostResolvConf(); err != nil {
+		return nil, fmt.Errorf("creating VM %s: %w", spec.ID, err)
+	}
 	exe, err := os.Executable()
 	if err != nil {
 		return nil, fmt.Errorf("creating VM %s: locating own executable for the VM init: %w", spec.ID, err)
@@ -242,6 +254,10 @@ func Create(ctx context.Context, spec Spec) (_ *VM, err error) {
 		if _, err := runOK(ctx, s...); err != nil {
 			return nil, fmt.Errorf("creating VM %s network: %w", spec.ID, err)
 		}
+	}
+	// After `ip netns add`, so that a crash never leaves the directory without a namespace for Reap to find.
+	if err := writeResolvConf(spec.ID, spec.DNS); err != nil {
+		return nil, fmt.Errorf("creating VM %s: writing its resolv.conf: %w", spec.ID, err)
 	}
 
 	cfg, err := json.Marshal(initConfig{
@@ -416,8 +432,9 @@ func Reap(ctx context.Context, prefix string, log *zap.Logger) ([]string, error)
 	return reaped, errors.Join(errs...)
 }
 
-// teardown kills everything in the VM's network namespace (its init first), then deletes the veth and
-// the namespace. Missing pieces are fine.
+// teardown kills everything in the VM's network namespace (its init first), then removes /etc/netns/<id>
+// (the VM's resolv.conf) and deletes the veth and the namespace, in that order so that a leftover directory
+// always has a namespace by which Reap finds it. Missing pieces are fine.
 func teardown(ctx context.Context, id string, initProc *process, log *zap.Logger) error {
 	nsPath := filepath.Join(netnsDir, id)
 	if err := killNetnsProcesses(ctx, nsPath); err != nil {
@@ -429,6 +446,9 @@ func teardown(ctx context.Context, id string, initProc *process, log *zap.Logger
 			initProc.Kill()
 		}
 		cancel()
+	}
+	if err := removeVMEtcDir(id); err != nil {
+		return fmt.Errorf("deleting VM %s resolv.conf: %w", id, err)
 	}
 	veth := vethName(id)
 	if link, err := linkShow(ctx, veth); err == nil && link != nil {

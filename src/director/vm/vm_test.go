@@ -145,6 +145,7 @@ func TestReapCleansVMOfDeadDirector(t *testing.T) {
 	initPID, err := strconv.Atoi(strings.TrimSpace(string(out)))
 	require.NoError(t, err, "%s", out)
 	require.True(t, processAlive(initPID))
+	require.FileExists(t, filepath.Join("/etc/netns", spec.ID, "resolv.conf"))
 
 	// A new director finds it ...
 	ids, err := List(tn.prefix())
@@ -163,6 +164,7 @@ func TestReapCleansVMOfDeadDirector(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, []string{spec.ID}, reaped)
 	require.NoFileExists(t, filepath.Join(netnsDir, spec.ID))
+	require.NoDirExists(t, filepath.Join("/etc/netns", spec.ID))
 	l, err := linkShow(ctx, vethName(spec.ID))
 	require.NoError(t, err)
 	require.Nil(t, l)
