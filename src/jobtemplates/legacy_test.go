@@ -242,6 +242,9 @@ func TestAcceptanceTestsErrand(t *testing.T) {
 		StaticIPs        []string                       `json:"static_ips"`
 		ReportDir        string                         `json:"report_dir"`
 		PreviousRelease  struct{ Name, Version string } `json:"previous_release"`
+		Consul           struct {
+			Release struct{ Name, Version string }
+		}
 	}
 	require.NoError(t, json.Unmarshal(files["config/config.json"], &cfg))
 	require.Equal(t, "https://10.244.0.1:25555", cfg.Director.URL)
@@ -255,6 +258,8 @@ func TestAcceptanceTestsErrand(t *testing.T) {
 	require.Equal(t, "/var/vcap/sys/log/acceptance-tests/report", cfg.ReportDir)
 	require.Equal(t, "etcd", cfg.PreviousRelease.Name)
 	require.Equal(t, "", cfg.PreviousRelease.Version)
+	require.Equal(t, "", cfg.Consul.Release.Name, "no consul release: the consul scenarios skip")
+	require.Equal(t, "latest", cfg.Consul.Release.Version)
 
 	// No scenarios: no label filter.
 	delete(props["acceptance_tests"].(map[string]any), "scenarios")
