@@ -421,6 +421,32 @@ func TestConsulStartBeforeDNSAnswers(t *testing.T) {
 	e.requireResolves(c, 0, 1, 2)
 }
 
+// TestConsulSerialFirstDeploy: a first deploy updates one instance at a time, so the bootstrap instance starts
+// while its peers' etcd_ctl have never run and their names do not exist in consul (NXDOMAIN). That is a
+// definite "nothing runs there", like a refused connection: the bootstrap instance creates the cluster at once
+// instead of waiting for peers that only start after it, and the others join it one by one.
+func TestConsulSerialFirstDeploy(t *testing.T) {
+	e := newConsulEnv(t)
+	e.startAgent()
+	c := newConsulCluster(t, e, 3, true)
+	for i := 0; i < 3; i++ {
+		start := time.Now()
+		c.start(i)
+		c.waitReady(i, 90*time.Second)
+		t.Logf("member %d ready after %s", i, time.Since(start).Round(time.Millisecond))
+	}
+	require.Zero(t, c.logCount("waiting for consul DNS to answer for peers' names"), "nobody waits for peers whose names do not exist")
+	require.True(t, c.logContains(0, "some peers are not registered in consul"), "the bootstrap instance says why it does not wait")
+	require.True(t, c.logContains(0, "or, with consul, is not registered"), "and why it creates the cluster")
+	require.Equal(t, 1, c.logCount("decided to create a new cluster"))
+	c.requireHealthy(3)
+	ids := map[string]bool{}
+	for i := 0; i < 3; i++ {
+		ids[c.status(i).ClusterID] = true
+	}
+	require.Len(t, ids, 1, "one cluster")
+}
+
 // TestConsulMemberMovesToNewAddress: a member's VM is recreated with a new address and the same persistent
 // disk. Its old name stops resolving once its etcd_ctl is gone (TTL check critical); on start it re-registers
 // with the new address, the peers reach it by name, and it keeps its member ID and data.

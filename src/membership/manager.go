@@ -173,12 +173,12 @@ func (m *Manager) prepareWithoutData(ctx context.Context, others []config.Member
 		}
 		allRefused := true
 		for _, s := range statuses {
-			if s.Answer != Refused {
+			if s.Answer != Refused && s.Answer != Unregistered {
 				allRefused = false
 			}
 		}
 		if c.Instance.Bootstrap && allRefused {
-			reason := "this is the bootstrap instance, its data dir is empty, and every peer refused connections, so no cluster exists"
+			reason := "this is the bootstrap instance, its data dir is empty, and every peer refused connections (or, with consul, is not registered: its name does not exist), so no cluster exists"
 			if len(others) == 0 {
 				reason = "this is the only instance and its data dir is empty"
 			}

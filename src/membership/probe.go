@@ -28,6 +28,11 @@ const (
 	Healthy
 	// Learner: a learner with a leader answered: a cluster exists, but learners cannot serve our requests.
 	Learner
+	// Unregistered: consul DNS answered authoritatively that no such name exists (NXDOMAIN). With
+	// etcd.consul.enabled a member's name exists exactly while its etcd_ctl is registered with a non-critical TTL
+	// check, i.e. while etcd_ctl runs there (or stopped less than a TTL ago), so this is as positive a "nothing
+	// here" as a refused connection. A DNS timeout or SERVFAIL stays NoAnswer.
+	Unregistered
 )
 
 func (a Answer) String() string {
@@ -38,6 +43,8 @@ func (a Answer) String() string {
 		return "healthy"
 	case Learner:
 		return "learner"
+	case Unregistered:
+		return "unregistered"
 	}
 	return "no-answer"
 }
@@ -79,8 +86,12 @@ func probeOne(ctx context.Context, c *config.Config, m config.Member, timeout ti
 	d := net.Dialer{Timeout: timeout}
 	conn, err := d.DialContext(ctx, "tcp", u.Host)
 	if err != nil {
-		if errors.Is(err, syscall.ECONNREFUSED) {
+		var dnsErr *net.DNSError
+		switch {
+		case errors.Is(err, syscall.ECONNREFUSED):
 			ps.Answer = Refused
+		case c.Etcd.Consul.Enabled && errors.As(err, &dnsErr) && dnsErr.IsNotFound:
+			ps.Answer = Unregistered
 		}
 		ps.Detail = err.Error()
 		return ps

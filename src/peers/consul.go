@@ -2,6 +2,7 @@ package peers
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"net/http"
@@ -263,33 +264,48 @@ func (s *Consul) waitSelf(ctx context.Context, self config.Member, deadline time
 	}
 }
 
-// waitPeers waits up to bound for every peer's name to resolve, logging which do not yet; then it continues
-// anyway: a peer that does not resolve gives no answer to the membership probe.
+// waitPeers waits up to bound while consul DNS gives no definite answer for some peer's name (a timeout or
+// SERVFAIL: the agent may still be syncing with the servers), logging which; then it continues anyway. A peer
+// whose name does not exist (NXDOMAIN) is a definite answer, not waited for: its etcd_ctl is not registered, so
+// it is not running (a first deploy updates instances one at a time) and the membership probe takes it as
+// unregistered. A peer that still gives no answer is probed as giving none, which never creates a cluster.
 func (s *Consul) waitPeers(ctx context.Context, others []config.Member, bound time.Duration) {
 	deadline := time.Now().Add(bound)
 	start, lastLog := time.Now(), time.Time{}
 	for {
-		var pending []string
+		var pending, unregistered []string
 		for _, m := range others {
 			if net.ParseIP(m.Host) != nil {
 				continue
 			}
-			if addrs, err := s.lookup(ctx, m.Host); err != nil || len(addrs) == 0 {
+			addrs, err := s.lookup(ctx, m.Host)
+			var dnsErr *net.DNSError
+			switch {
+			case err == nil && len(addrs) > 0:
+			case errors.As(err, &dnsErr) && dnsErr.IsNotFound:
+				unregistered = append(unregistered, m.Host)
+			default:
 				pending = append(pending, m.Host)
 			}
 		}
 		if len(pending) == 0 {
-			s.Log.Info("every peer's consul DNS name resolves", zap.Int("peers", len(others)), zap.Duration("waited", time.Since(start).Round(time.Millisecond)))
+			if len(unregistered) == 0 {
+				s.Log.Info("every peer's consul DNS name resolves", zap.Int("peers", len(others)), zap.Duration("waited", time.Since(start).Round(time.Millisecond)))
+			} else {
+				s.Log.Info("some peers are not registered in consul", zap.Strings("unregistered", unregistered),
+					zap.String("reason", "their names do not exist (NXDOMAIN): etcd_ctl does not run there yet, e.g. instances a first deploy has not reached"),
+					zap.Duration("waited", time.Since(start).Round(time.Millisecond)))
+			}
 			return
 		}
 		if time.Now().After(deadline) || ctx.Err() != nil {
-			s.Log.Warn("continuing although some peers' consul DNS names do not resolve",
-				zap.String("reason", "those peers are most likely not started yet; the membership decision treats them as giving no answer, which never creates a second cluster"),
-				zap.Strings("unresolved", pending), zap.Duration("waited", time.Since(start).Round(time.Second)))
+			s.Log.Warn("continuing although consul DNS gives no answer for some peers' names",
+				zap.String("reason", "the membership decision treats them as giving no answer, which never creates a second cluster"),
+				zap.Strings("no-answer", pending), zap.Strings("unregistered", unregistered), zap.Duration("waited", time.Since(start).Round(time.Second)))
 			return
 		}
 		if time.Since(lastLog) >= s.logEvery() {
-			s.Log.Info("waiting for peers' consul DNS names to resolve", zap.Strings("unresolved", pending), zap.Duration("waited", time.Since(start).Round(time.Second)),
+			s.Log.Info("waiting for consul DNS to answer for peers' names", zap.Strings("no-answer", pending), zap.Duration("waited", time.Since(start).Round(time.Second)),
 				zap.Duration("continues-after", bound))
 			lastLog = time.Now()
 		}
