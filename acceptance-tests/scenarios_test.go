@@ -272,7 +272,11 @@ var _ = Describe("etcd-release", func() {
 	// Scenarios 1, 3 and 5 with members found through consul DNS (label consul).
 	Context("with consul DNS", func() {
 		for _, n := range []int{1, 3, 5} {
-			It(fmt.Sprintf("deploys a %d-member cluster (consul)", n), Label("deploy", "tls", "consul"), func(ctx SpecContext) {
+			labels := Label("deploy", "tls", "consul")
+			if n == 3 {
+				labels = append(labels, "ci")
+			}
+			It(fmt.Sprintf("deploys a %d-member cluster (consul)", n), labels, func(ctx SpecContext) {
 				deployScenario(ctx, newConsulScenario(fmt.Sprintf("deploy%d-consul", n)), n)
 			})
 		}
