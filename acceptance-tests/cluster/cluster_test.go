@@ -55,8 +55,8 @@ func TestCheckInvariants(t *testing.T) {
 		"extra member": {func(v []View) {
 			v[0].Members = append(v[0].Members, Member{ID: 9, Name: "etcd-3", PeerURLs: []string{"https://10.244.0.99:7001"}})
 		}, `etcd-0 lists member 9 "etcd-3" with peer URLs [https://10.244.0.99:7001], which match no instance`},
-		"missing member": {func(v []View) { v[0].Members = v[0].Members[:2] }, "etcd-0 lists 2 voting members, want 3"},
-		"wrong name": {func(v []View) { v[0].Members[1].Name = "etcd-7" }, `named "etcd-7" at 10.244.0.11, where instance b should be "etcd-1"`},
+		"missing member":       {func(v []View) { v[0].Members = v[0].Members[:2] }, "etcd-0 lists 2 voting members, want 3"},
+		"wrong name":           {func(v []View) { v[0].Members[1].Name = "etcd-7" }, `named "etcd-7" at 10.244.0.11, where instance b should be "etcd-1"`},
 		"client url elsewhere": {func(v []View) { v[0].Members[1].ClientURLs = []string{"https://10.244.0.50:4001"} }, "not at 10.244.0.11"},
 	} {
 		t.Run(name, func(t *testing.T) {
