@@ -314,3 +314,7 @@ func (p Paths) PidFile() string { return filepath.Join(p.RunDir, "etcd.pid") }
 
 // TLSDir is where `start` writes the TLS files etcd reads.
 func (p Paths) TLSDir() string { return filepath.Join(p.RunDir, "tls") }
+
+// DrainMarker is written by `etcd_ctl drain` before it removes this member, so that the supervisor knows the
+// removal was intended (it does not rejoin) and the consul heartbeat does not register the member again.
+func (p Paths) DrainMarker() string { return filepath.Join(p.RunDir, "removed-by-drain") }

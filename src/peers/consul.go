@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"os"
 	"slices"
 	"sort"
 	"strings"
@@ -40,7 +41,8 @@ type Consul struct {
 
 	mu       sync.Mutex
 	client   *api.Client
-	ready    bool // registered and the first wait for names is over
+	reg      *api.AgentServiceRegistration // what register gave the agent, for re-registering
+	ready    bool                          // registered and the first wait for names is over
 	health   HealthFunc
 	stop     chan struct{}
 	stopOnce sync.Once
@@ -224,6 +226,9 @@ func (s *Consul) register(ctx context.Context, deadline time.Time, wait time.Dur
 			return fmt.Errorf("waiting for the consul agent at %s: %w", c.Etcd.Consul.AgentURL, err)
 		}
 	}
+	s.mu.Lock()
+	s.reg = reg
+	s.mu.Unlock()
 	s.Log.Info("registered this member with the consul agent", zap.String("service", service), zap.String("id", name),
 		zap.String("address", reg.Address), zap.Int("port", reg.Port), zap.String("check", s.CheckID()), zap.Duration("check-ttl", ttl),
 		zap.String("dns-name", c.Self().Host), zap.String("reason", "peers reach this member by its consul DNS name"))
@@ -387,7 +392,11 @@ func (s *Consul) startHeartbeat(cl *api.Client, ttl time.Duration) {
 			if passing {
 				status = api.HealthPassing
 			}
-			if err := cl.Agent().UpdateTTL(s.CheckID(), reason, status); err != nil {
+			err := cl.Agent().UpdateTTL(s.CheckID(), reason, status)
+			if err != nil && s.reregisterIfLost(cl) {
+				err = cl.Agent().UpdateTTL(s.CheckID(), reason, status)
+			}
+			if err != nil {
 				if time.Since(lastErr) > time.Minute {
 					s.Log.Warn("could not refresh the consul health check", zap.String("check", s.CheckID()), zap.String("agent-url", s.Config.Etcd.Consul.AgentURL),
 						zap.String("consequence", "if this lasts longer than the TTL the check turns critical and consul DNS stops answering this member's name"), zap.Error(err))
@@ -405,6 +414,37 @@ func (s *Consul) startHeartbeat(cl *api.Client, ttl time.Duration) {
 			}
 		}
 	}()
+}
+
+// reregisterIfLost registers this member again when the agent answers but no longer has its check: the agent
+// was restarted with an empty data dir, or somebody deregistered the service by hand, and without this the member
+// would stay out of consul DNS until etcd_ctl restarts. It never re-registers a member that drain removed (the
+// drain marker exists): drain deregisters it on purpose while this process still runs.
+func (s *Consul) reregisterIfLost(cl *api.Client) bool {
+	s.mu.Lock()
+	reg := s.reg
+	s.mu.Unlock()
+	if reg == nil {
+		return false
+	}
+	if _, err := os.Stat(s.Config.Paths.DrainMarker()); err == nil {
+		return false
+	}
+	checks, err := cl.Agent().Checks()
+	if err != nil {
+		return false // the agent does not answer: nothing to learn, the refresh error is logged
+	}
+	if _, ok := checks[s.CheckID()]; ok {
+		return false
+	}
+	if err := cl.Agent().ServiceRegister(reg); err != nil {
+		s.Log.Warn("the consul agent lost this member's registration and registering it again failed", zap.String("agent-url", s.Config.Etcd.Consul.AgentURL), zap.Error(err))
+		return false
+	}
+	s.Log.Warn("registered this member with the consul agent again",
+		zap.String("reason", "the agent answered but no longer had this member's health check (agent restarted with an empty data dir, or the service was deregistered by hand)"),
+		zap.String("id", reg.ID), zap.String("address", reg.Address))
+	return true
 }
 
 // Close stops refreshing the health check (it turns critical after its TTL). It never deregisters.

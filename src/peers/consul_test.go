@@ -204,3 +204,37 @@ func TestConsulOwnNameThatNeverResolvesFailsClearly(t *testing.T) {
 		require.True(t, strings.Contains(msg, want), "error %q should contain %q", msg, want)
 	}
 }
+
+// The agent losing the registration (restarted with an empty data dir, or a manual deregistration) while etcd_ctl
+// runs: the heartbeat registers the member again. After drain removed the member (its marker exists) it does not.
+func TestConsulRegistersAgainWhenTheAgentLostTheRegistration(t *testing.T) {
+	a := startAgent(t)
+	c := consulConfig(a.url)
+	c.Paths.RunDir = t.TempDir()
+	lg, logs := observed()
+	s := NewConsul(c, lg, true)
+	s.Resolver, s.RetryInterval = resolverAt(a.dnsPort), 100*time.Millisecond
+	defer s.Close()
+	_, err := s.Members(context.Background())
+	require.NoError(t, err)
+	s.SetHealth(func() (bool, string) { return true, "voting member with a leader" })
+
+	require.NoError(t, a.client.Agent().ServiceDeregister("etcd-0"))
+	require.Nil(t, a.check(t, "service:etcd-0"))
+	require.Eventually(t, func() bool {
+		ch := a.check(t, "service:etcd-0")
+		return ch != nil && ch.Status == api.HealthPassing
+	}, 10*time.Second, 100*time.Millisecond, "the heartbeat registers the member again (check TTL 3 s, refreshed every 1 s)")
+	require.Len(t, logs.FilterMessage("registered this member with the consul agent again").All(), 1)
+	svcs, err := a.client.Agent().Services()
+	require.NoError(t, err)
+	require.Equal(t, "127.0.0.1", svcs["etcd-0"].Address)
+	require.Equal(t, []string{"etcd-0"}, svcs["etcd-0"].Tags)
+
+	// Drain removed the member and deregistered it while this process still runs: it stays deregistered.
+	require.NoError(t, os.WriteFile(c.Paths.DrainMarker(), []byte("1\n"), 0o644))
+	require.NoError(t, a.client.Agent().ServiceDeregister("etcd-0"))
+	time.Sleep(3 * time.Second) // three refresh periods
+	require.Nil(t, a.check(t, "service:etcd-0"), "a member drain removed is never registered again")
+	require.Len(t, logs.FilterMessage("registered this member with the consul agent again").All(), 1)
+}

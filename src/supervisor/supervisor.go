@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
@@ -25,8 +24,8 @@ import (
 const StopTimeout = 30 * time.Second
 
 // DrainMarker is written by `etcd_ctl drain` before it removes this member, so that the supervisor knows the
-// removal was intended and does not rejoin.
-func DrainMarker(c *config.Config) string { return filepath.Join(c.Paths.RunDir, "removed-by-drain") }
+// removal was intended and does not rejoin (see config.Paths.DrainMarker).
+func DrainMarker(c *config.Config) string { return c.Paths.DrainMarker() }
 
 // ErrRemoved means this member was removed from the cluster while running (not by drain).
 var ErrRemoved = errors.New("this member was removed from the cluster")
