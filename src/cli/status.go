@@ -6,7 +6,9 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	"go.uber.org/zap"
 
+	"github.com/etcd-release/etcd-release/src/peers"
 	"github.com/etcd-release/etcd-release/src/status"
 )
 
@@ -20,7 +22,7 @@ func newStatusCmd() *cobra.Command {
 	o := &statusOptions{}
 	cmd := &cobra.Command{
 		Use:   "status",
-		Short: "Show this member and the cluster as seen from it (members, leader, health, raft index)",
+		Short: "Show this member and the cluster as seen from it (members, leader, health, raft index; with consul, the agent's registrations)",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			c, err := loadConfig(o.configPath)
@@ -36,6 +38,9 @@ func newStatusCmd() *cobra.Command {
 			r, err := status.Gather(ctx, c, ep)
 			if err != nil {
 				return err
+			}
+			if c.Etcd.Consul.Enabled {
+				r.AddConsul(ctx, peers.NewConsul(c, zap.NewNop(), false))
 			}
 			if o.json {
 				enc := json.NewEncoder(cmd.OutOrStdout())

@@ -354,6 +354,12 @@ func TestConsulTLSClusterRegistersResolvesAndDrainDeregisters(t *testing.T) {
 	require.NoError(t, e.put(c, 0, "/via-consul", "v"))
 	require.Equal(t, "v", e.get(c, 2, "/via-consul"))
 
+	// etcd_ctl status shows what the local agent knows next to the member table.
+	out, err = c.ctl(0, "status")
+	require.NoError(t, err, out)
+	require.Contains(t, out, "consul service etcd.service.cf.internal (agent http://127.0.0.1:8500): 3 registered")
+	require.Regexp(t, `etcd-1\s+127\.0\.0\.11:4001\s+passing\s+`, out)
+
 	// An ordinary stop (the instance keeps its disk) keeps the registration.
 	out, err = c.drain(1, "job_shutdown", 1024)
 	require.NoError(t, err, out)

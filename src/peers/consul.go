@@ -320,6 +320,43 @@ func (s *Consul) waitPeers(ctx context.Context, others []config.Member, bound ti
 	}
 }
 
+// Registration is one instance of the etcd service in consul's catalog, with its aggregated health.
+type Registration struct {
+	ID      string `json:"id"`
+	Address string `json:"address"`
+	Port    int    `json:"port"`
+	Status  string `json:"status"` // passing, warning or critical
+	Output  string `json:"output,omitempty"`
+}
+
+// Known returns the instances of this member's service that consul knows (through the local agent), sorted by
+// ID, critical ones included.
+func (s *Consul) Known(ctx context.Context) ([]Registration, error) {
+	cl, err := s.Agent()
+	if err != nil {
+		return nil, err
+	}
+	service, _ := s.Service()
+	lctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	entries, _, err := cl.Health().Service(service, "", false, (&api.QueryOptions{}).WithContext(lctx))
+	if err != nil {
+		return nil, fmt.Errorf("asking the consul agent at %s for service %s: %w", s.Config.Etcd.Consul.AgentURL, service, err)
+	}
+	var out []Registration
+	for _, e := range entries {
+		r := Registration{ID: e.Service.ID, Address: e.Service.Address, Port: e.Service.Port, Status: e.Checks.AggregatedStatus()}
+		for _, ch := range e.Checks {
+			if ch.CheckID == "service:"+e.Service.ID {
+				r.Output = ch.Output
+			}
+		}
+		out = append(out, r)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
+	return out, nil
+}
+
 // logKnown logs the members consul knows: the SRV answer for the service and the catalog's instances.
 func (s *Consul) logKnown(ctx context.Context) {
 	fields := []zap.Field{zap.String("service", s.ServiceName())}
@@ -335,16 +372,12 @@ func (s *Consul) logKnown(ctx context.Context) {
 		sort.Strings(targets)
 		fields = append(fields, zap.Strings("srv", targets))
 	}
-	if cl, err := s.Agent(); err == nil {
-		service, _ := s.Service()
-		if entries, _, err := cl.Health().Service(service, "", false, (&api.QueryOptions{}).WithContext(lctx)); err == nil {
-			var known []string
-			for _, e := range entries {
-				known = append(known, fmt.Sprintf("%s=%s:%d(%s)", e.Service.ID, e.Service.Address, e.Service.Port, e.Checks.AggregatedStatus()))
-			}
-			sort.Strings(known)
-			fields = append(fields, zap.Strings("catalog", known))
+	if regs, err := s.Known(ctx); err == nil {
+		var known []string
+		for _, r := range regs {
+			known = append(known, fmt.Sprintf("%s=%s:%d(%s)", r.ID, r.Address, r.Port, r.Status))
 		}
+		fields = append(fields, zap.Strings("catalog", known))
 	}
 	s.Log.Info("members consul knows", fields...)
 }

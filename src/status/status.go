@@ -17,6 +17,7 @@ import (
 
 	"github.com/etcd-release/etcd-release/src/config"
 	"github.com/etcd-release/etcd-release/src/etcdclient"
+	"github.com/etcd-release/etcd-release/src/peers"
 )
 
 // Member is one member of the live cluster with its health.
@@ -42,6 +43,28 @@ type Report struct {
 	LeaderID  string   `json:"leader_id"`
 	Healthy   bool     `json:"healthy"`
 	Members   []Member `json:"members"`
+	// Consul is what the local consul agent knows of the service, with etcd.consul.enabled (see AddConsul).
+	Consul *ConsulView `json:"consul,omitempty"`
+}
+
+// ConsulView is the etcd service as the local consul agent reports it.
+type ConsulView struct {
+	Service   string               `json:"service"` // <service>.service.<domain>
+	AgentURL  string               `json:"agent_url"`
+	Instances []peers.Registration `json:"instances,omitempty"`
+	Error     string               `json:"error,omitempty"`
+}
+
+// AddConsul asks the local consul agent which members it knows and how their checks are (a failure is
+// reported in the view, not returned: the cluster's status stands on its own).
+func (r *Report) AddConsul(ctx context.Context, src *peers.Consul) {
+	v := &ConsulView{Service: src.ServiceName(), AgentURL: src.Config.Etcd.Consul.AgentURL}
+	regs, err := src.Known(ctx)
+	if err != nil {
+		v.Error = err.Error()
+	}
+	v.Instances = regs
+	r.Consul = v
 }
 
 // Gather reads the member list through endpoint and asks every member for its status.
@@ -131,6 +154,23 @@ func Print(w io.Writer, r *Report) {
 			}
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%s\t%s\n", m.ID, m.Name, role, h, m.RaftIndex, strings.Join(m.PeerURLs, ","), strings.Join(m.ClientURLs, ","))
+	}
+	tw.Flush()
+	if r.Consul != nil {
+		printConsul(w, r.Consul)
+	}
+}
+
+func printConsul(w io.Writer, v *ConsulView) {
+	fmt.Fprintf(w, "\nconsul service %s (agent %s): %d registered\n", v.Service, v.AgentURL, len(v.Instances))
+	if v.Error != "" {
+		fmt.Fprintf(w, "  %s\n", v.Error)
+		return
+	}
+	tw := tabwriter.NewWriter(w, 0, 2, 2, ' ', 0)
+	fmt.Fprintln(tw, "ID\tADDRESS\tCHECK\tOUTPUT")
+	for _, in := range v.Instances {
+		fmt.Fprintf(tw, "%s\t%s:%d\t%s\t%s\n", in.ID, in.Address, in.Port, in.Status, in.Output)
 	}
 	tw.Flush()
 }
