@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"net/netip"
 	"os"
 	"slices"
 	"sort"
@@ -158,7 +159,16 @@ func (d *Deployer) createVMFor(ctx context.Context, ip *instancePlan) (*vm.VM, e
 	ip.inst.VMType = ip.group.g.VMType
 	ip.inst.Stemcell = ip.stemcellCID()
 	ip.inst.DiskSize = ip.group.diskSize
+	ip.inst.DNS = addrStrings(ip.nameservers())
 	return v, nil
+}
+
+func addrStrings(as []netip.Addr) []string {
+	var out []string
+	for _, a := range as {
+		out = append(out, a.String())
+	}
+	return out
 }
 
 func (ip *instancePlan) stemcellCID() string { return ip.group.stemcell }
@@ -285,7 +295,8 @@ func sameApplied(a, b *state.Applied) bool {
 	return a != nil && b != nil && slices.Equal(a.Jobs, b.Jobs) && maps.Equal(a.Packages, b.Packages) && a.ConfigHash == b.ConfigHash
 }
 
-// needsRecreate reports whether the instance needs a new VM: stemcell, vm_type, IP, a persistent disk that
+// needsRecreate reports whether the instance needs a new VM: stemcell, vm_type, IP, the subnet's dns (the VM's
+// resolv.conf is written when it is created, as a stemcell's network settings are), a persistent disk that
 // appears or disappears (disks are mounted when a VM boots), or an explicit recreate.
 func (d *Deployer) needsRecreate(ip *instancePlan) bool {
 	v := d.liveVM(ip.inst)
@@ -293,7 +304,8 @@ func (d *Deployer) needsRecreate(ip *instancePlan) bool {
 		return false
 	}
 	return ip.override.recreate || v.IP().String() != ip.inst.IP || ip.inst.VMType != ip.group.g.VMType ||
-		ip.inst.Stemcell != ip.stemcellCID() || (ip.inst.DiskSize == 0) != (ip.group.diskSize == 0)
+		ip.inst.Stemcell != ip.stemcellCID() || (ip.inst.DiskSize == 0) != (ip.group.diskSize == 0) ||
+		!slices.Equal(ip.inst.DNS, addrStrings(ip.nameservers()))
 }
 
 func (d *Deployer) needsUpdate(ip *instancePlan, prev *state.Instance, pkgs map[string]*compiledPackage) bool {

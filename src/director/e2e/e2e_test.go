@@ -112,7 +112,10 @@ func startDirector(t *testing.T) *director {
 
 func (d *director) ip(last int) string { return fmt.Sprintf("10.246.%d.%d", d.n, last) }
 
-func (d *director) cloudConfig() string {
+func (d *director) cloudConfig() string { return d.cloudConfigDNS("") }
+
+// cloudConfigDNS is the cloud config with a subnet dns line (e.g. "dns: [10.246.1.5]"), or none.
+func (d *director) cloudConfigDNS(dns string) string {
 	return fmt.Sprintf(`azs: [{name: z1}, {name: z2}]
 vm_types: [{name: default}]
 disk_types: [{name: small, disk_size: 64}]
@@ -125,8 +128,9 @@ networks:
     azs: [z1, z2]
     reserved: [10.246.%[1]d.2 - 10.246.%[1]d.9]
     static: [10.246.%[1]d.10 - 10.246.%[1]d.19]
+    %[2]s
 compilation: {workers: 2, az: z1, network: default, vm_type: default}
-`, d.n)
+`, d.n, dns)
 }
 
 type manifestOpts struct {
@@ -497,6 +501,21 @@ func TestDeployLifecycle(t *testing.T) {
 	require.Equal(t, s0.ID, insts["servers/0"].ID)
 	_, err = os.Stat(d.dep.DiskDir(s1.DiskCIDs[0]))
 	require.True(t, os.IsNotExist(err), "the deleted instance's disk is gone")
+
+	// A new dns in the cloud config recreates the VM (its resolv.conf is written at creation), keeping the disk;
+	// deploying again without a change recreates nothing.
+	require.NoError(t, d.c.UpdateCloudConfig(ctx, []byte(d.cloudConfigDNS(fmt.Sprintf("dns: [%s]", d.ip(5))))))
+	before := insts["servers/0"]
+	d.mustTask(d.c.Deploy(ctx, d.manifest(manifestOpts{servers: 1, port: 9091})))
+	insts = d.instances()
+	after := insts["servers/0"]
+	require.NotEqual(t, *before.VMCID, *after.VMCID, "a new VM for the new dns")
+	require.Equal(t, before.DiskCIDs, after.DiskCIDs, "the disk is kept")
+	resolv, err := os.ReadFile(filepath.Join("/etc/netns", *after.VMCID, "resolv.conf"))
+	require.NoError(t, err)
+	require.Contains(t, string(resolv), "nameserver "+d.ip(5)+"\n")
+	d.mustTask(d.c.Deploy(ctx, d.manifest(manifestOpts{servers: 1, port: 9091})))
+	require.Equal(t, *after.VMCID, *d.instances()["servers/0"].VMCID, "an unchanged dns keeps the VM")
 
 	// A failing post-start fails the task with a message naming the instance and the exit code.
 	id, err = d.c.Deploy(ctx, d.manifest(manifestOpts{servers: 1, port: 9092, failPostStart: true}))

@@ -73,6 +73,8 @@ type Instance struct {
 	VMCreatedAt time.Time `json:"vm_created_at,omitzero"`
 	VMType      string    `json:"vm_type,omitempty"`
 	Stemcell    string    `json:"stemcell,omitempty"`
+	// DNS are the nameservers the VM's resolv.conf was written with (its subnet's dns when it was created).
+	DNS []string `json:"dns,omitempty"`
 	// DiskSize is the persistent disk size in MB the instance was last applied with (0 = no disk).
 	DiskSize int `json:"disk_size,omitempty"`
 	// Applied describes what is installed on the VM (empty until the first apply on the current VM).
