@@ -3,7 +3,7 @@
 //
 // Invariants (see DESIGN.md): only the BOSH bootstrap instance creates a cluster, and only after every peer
 // positively refused a connection (a timeout is not an answer; with consul DNS, a peer name that does not exist
-// counts as refused, since consul only answers for a registered, running etcd_ctl); joiners are added as learners one at a time under
-// a lock held in the cluster itself; a restart keeps the data dir and member identity; data that does not belong
-// to the live cluster is moved aside, never deleted.
+// counts as refused, since consul only answers for a registered, running etcd_ctl); joiners are added as
+// learners one at a time under a lock held in the cluster itself; a restart keeps the data dir and member
+// identity; data that does not belong to the live cluster is moved aside, never deleted.
 package membership

@@ -106,7 +106,10 @@ func (s *Consul) ServiceName() string {
 }
 
 // CheckID is the ID of this member's TTL check.
-func (s *Consul) CheckID() string { return "service:" + s.Config.SelfName() }
+func (s *Consul) CheckID() string { return serviceCheckID(s.Config.SelfName()) }
+
+// serviceCheckID is the ID consul gives the check registered with service instance id.
+func serviceCheckID(id string) string { return "service:" + id }
 
 // Agent returns the consul API client for etcd.consul.agent_url and etcd.consul.acl_token.
 func (s *Consul) Agent() (*api.Client, error) {
@@ -347,7 +350,7 @@ func (s *Consul) Known(ctx context.Context) ([]Registration, error) {
 	for _, e := range entries {
 		r := Registration{ID: e.Service.ID, Address: e.Service.Address, Port: e.Service.Port, Status: e.Checks.AggregatedStatus()}
 		for _, ch := range e.Checks {
-			if ch.CheckID == "service:"+e.Service.ID {
+			if ch.CheckID == serviceCheckID(e.Service.ID) {
 				r.Output = ch.Output
 			}
 		}
