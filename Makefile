@@ -8,7 +8,7 @@ BIN   := $(CURDIR)/bin
 all: build
 
 build: ## build etcd_ctl into bin/
-	$(GO) build -o $(BIN)/etcd_ctl ./src/cmd/etcd_ctl
+	$(GO) build -o $(BIN)/etcd_ctl ./src/etcd_ctl
 
 vet:
 	$(GO) vet ./...
@@ -32,17 +32,17 @@ cluster-down:
 	scripts/local-cluster down
 
 bench-put: ## put throughput of etcd_ctl vs a plain etcd server, and etcd_ctl's extra memory
-	$(GO) run ./src/cmd/bench-put
+	$(GO) run ./src/bench/cmd/bench-put
 
 clean:
 	rm -rf $(BIN) .cache
 
 bench-roll: ## rolling restart stall with vs without leadership transfer; keep-data restart vs wipe+resync
-	$(GO) run ./src/cmd/bench-roll
+	$(GO) run ./src/bench/cmd/bench-roll
 
 .PHONY: acceptance
 acceptance: ## acceptance suite against the local director (started if needed); ACCEPTANCE_LABELS=ci runs the CI subset
 	acceptance-tests/run-local
 
 bench-deploy: ## local director: 3-member TLS deploy to all running, rolling update, delete (needs scripts/deploy first)
-	$(GO) run ./src/cmd/bench-deploy
+	$(GO) run ./src/bench/cmd/bench-deploy

@@ -121,7 +121,7 @@ func newScenario(name string, tls bool) *scenario {
 func newConsulScenario(name string) *scenario {
 	if consulVersion == "" {
 		Skip("consul.release is not configured: the consul DNS scenarios need the test consul release " +
-			"(go run ./src/cmd/consul-test-release; acceptance-tests/run-local uploads it)")
+			"(go run ./src/releasetools/cmd/consul-test-release; acceptance-tests/run-local uploads it)")
 	}
 	s := newScenario(name, true)
 	s.manifest.Consul = &cluster.Consul{Release: cfg.Consul.Release.Name, Version: consulVersion}

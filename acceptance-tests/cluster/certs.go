@@ -8,7 +8,7 @@ import (
 	"net/netip"
 	"sync"
 
-	"github.com/etcd-release/etcd-release/src/pki"
+	"github.com/etcd-release/etcd-release/src/etcd_ctl/pki"
 )
 
 // Certs is one generation of an etcd deployment's TLS material: a client CA (etcd.ca_cert) with server and

@@ -85,7 +85,7 @@ type TestHelper struct {
 }
 
 // Consul names the consul release the consul DNS scenarios colocate with etcd (acceptance-tests/consul-release,
-// built by `go run ./src/cmd/consul-test-release`): a consul server instance group and a client agent on every
+// built by `go run ./src/releasetools/cmd/consul-test-release`): a consul server instance group and a client agent on every
 // etcd VM.
 type Consul struct {
 	Release Release `json:"release"`

@@ -1,4 +1,4 @@
-// Package helper is the acceptance suite's client for the etcd-test-helper job (src/testhelper): the only way the
+// Package helper is the acceptance suite's client for the etcd-test-helper job (src/etcd-test-helper/testhelper): the only way the
 // suite acts on a VM (monit stop/start/restart, wiping a job's store, partitions, the member's status), so that
 // it needs no ssh and no director-specific back door.
 package helper

@@ -14,10 +14,10 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/etcd-release/etcd-release/src/testhelper"
+	"github.com/etcd-release/etcd-release/src/etcd-test-helper/testhelper"
 )
 
-// The client against the real etcd-test-helper handler (src/testhelper), on a temporary /var/vcap.
+// The client against the real etcd-test-helper handler (src/etcd-test-helper/testhelper), on a temporary /var/vcap.
 func newHelper(t *testing.T) (*Client, string, string) {
 	root := t.TempDir()
 	require.NoError(t, os.MkdirAll(filepath.Join(root, "store", "etcd", "member"), 0o755))

@@ -21,7 +21,7 @@ import (
 
 	"github.com/etcd-release/etcd-release/src/director/state"
 	"github.com/etcd-release/etcd-release/src/director/tasks"
-	"github.com/etcd-release/etcd-release/src/release"
+	"github.com/etcd-release/etcd-release/src/releasetools/release"
 )
 
 type fixture struct {
@@ -197,7 +197,7 @@ func TestBadStemcellFailsTheTask(t *testing.T) {
 func TestReleaseUpload(t *testing.T) {
 	f := newFixture(t)
 	tarball := filepath.Join(t.TempDir(), "r.tgz")
-	_, err := release.Build("../../release/testdata/repo", tarball, release.BuildOptions{Version: "1+dev.1"})
+	_, err := release.Build("../../releasetools/release/testdata/repo", tarball, release.BuildOptions{Version: "1+dev.1"})
 	require.NoError(t, err)
 	_, b := f.do("POST", "/packages/matches", strings.NewReader("---\npackages: []\n"), true, map[string]string{"Content-Type": "text/yaml"})
 	require.JSONEq(t, `[]`, string(b))

@@ -19,7 +19,7 @@ import (
 
 	"github.com/etcd-release/etcd-release/src/director/state"
 	"github.com/etcd-release/etcd-release/src/director/tasks"
-	"github.com/etcd-release/etcd-release/src/release"
+	"github.com/etcd-release/etcd-release/src/releasetools/release"
 )
 
 func (s *Server) routes() {

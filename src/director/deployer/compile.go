@@ -20,7 +20,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/etcd-release/etcd-release/src/director/tasks"
-	"github.com/etcd-release/etcd-release/src/release"
+	"github.com/etcd-release/etcd-release/src/releasetools/release"
 )
 
 // compiledPackage is a package compiled for this director, kept in the compiled-package cache.

@@ -22,8 +22,8 @@ import (
 	"github.com/etcd-release/etcd-release/src/director/state"
 	"github.com/etcd-release/etcd-release/src/director/tasks"
 	"github.com/etcd-release/etcd-release/src/director/vm"
-	"github.com/etcd-release/etcd-release/src/erb"
-	"github.com/etcd-release/etcd-release/src/release"
+	"github.com/etcd-release/etcd-release/src/releasetools/erb"
+	"github.com/etcd-release/etcd-release/src/releasetools/release"
 )
 
 // Config configures a Deployer.

@@ -7,7 +7,7 @@
 //
 // etcd-release is exercised through `bosh deploy`, monit, drain and errands. No BOSH director runs on a
 // development machine, so this package reproduces the parts of a director that decide what a job sees: instance
-// identity and placement, IPs, links, template rendering (real Ruby ERB, src/erb), package compilation, and the
+// identity and placement, IPs, links, template rendering (real Ruby ERB, src/releasetools/erb), package compilation, and the
 // exact per-instance order of hooks around monit. Anything a job can observe follows BOSH; what only a cloud
 // would do (real VMs, disks, a blobstore, an agent) is replaced by host directories and namespaces.
 //

@@ -17,8 +17,8 @@ import (
 
 	"github.com/etcd-release/etcd-release/src/director/manifest"
 	"github.com/etcd-release/etcd-release/src/director/state"
-	"github.com/etcd-release/etcd-release/src/erb"
-	"github.com/etcd-release/etcd-release/src/release"
+	"github.com/etcd-release/etcd-release/src/releasetools/erb"
+	"github.com/etcd-release/etcd-release/src/releasetools/release"
 )
 
 // plan is a deploy worked out in full before any VM is touched: releases and stemcells resolved, instances

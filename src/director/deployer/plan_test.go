@@ -9,7 +9,7 @@ import (
 
 	"github.com/etcd-release/etcd-release/src/director/manifest"
 	"github.com/etcd-release/etcd-release/src/director/state"
-	"github.com/etcd-release/etcd-release/src/release"
+	"github.com/etcd-release/etcd-release/src/releasetools/release"
 )
 
 const testCloud = `

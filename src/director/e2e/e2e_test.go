@@ -27,7 +27,7 @@ import (
 	"github.com/etcd-release/etcd-release/src/director/state"
 	"github.com/etcd-release/etcd-release/src/director/tasks"
 	"github.com/etcd-release/etcd-release/src/director/vm"
-	"github.com/etcd-release/etcd-release/src/release"
+	"github.com/etcd-release/etcd-release/src/releasetools/release"
 )
 
 // director is a running local director on a test bridge.

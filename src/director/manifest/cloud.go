@@ -9,7 +9,7 @@ import (
 
 	"gopkg.in/yaml.v3"
 
-	"github.com/etcd-release/etcd-release/src/release"
+	"github.com/etcd-release/etcd-release/src/releasetools/release"
 )
 
 // CloudConfig is the part of a cloud config the local director uses (bosh-semantics §2).

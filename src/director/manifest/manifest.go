@@ -2,7 +2,7 @@
 // values, checking the rules of bosh-semantics §1–§2 up front so that a bad manifest fails before the director
 // touches a VM, with messages that name the key (instance_groups[1].networks: ...).
 //
-// Properties stay untyped (map[string]any): the job specs decide what they mean (src/erb resolves them). Keys the
+// Properties stay untyped (map[string]any): the job specs decide what they mean (src/releasetools/erb resolves them). Keys the
 // local director does not act on (vm_extensions, env, tags, features, variables, addons, ...) are accepted and
 // ignored, as a director ignores what it has no use for; the deviations are listed in src/director/deployer.
 package manifest
@@ -15,7 +15,7 @@ import (
 
 	"gopkg.in/yaml.v3"
 
-	"github.com/etcd-release/etcd-release/src/release"
+	"github.com/etcd-release/etcd-release/src/releasetools/release"
 )
 
 // Deployment is a deployment manifest v2.

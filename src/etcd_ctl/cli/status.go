@@ -1,0 +1,94 @@
+package cli
+
+import (
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"github.com/spf13/cobra"
+	"go.uber.org/zap"
+
+	"github.com/etcd-release/etcd-release/src/etcd_ctl/peers"
+	"github.com/etcd-release/etcd-release/src/etcd_ctl/status"
+)
+
+type statusOptions struct {
+	configPath string
+	endpoint   string
+	json       bool
+}
+
+func newStatusCmd() *cobra.Command {
+	o := &statusOptions{}
+	cmd := &cobra.Command{
+		Use:   "status",
+		Short: "Show this member and the cluster as seen from it (members, leader, health, raft index; with consul, the agent's registrations)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			c, err := loadConfig(o.configPath)
+			if err != nil {
+				return err
+			}
+			ep := o.endpoint
+			if ep == "" {
+				ep = c.Self().ClientURL
+			}
+			ctx, cancel := signalContext()
+			defer cancel()
+			r, err := status.Gather(ctx, c, ep)
+			if err != nil {
+				return err
+			}
+			if c.Etcd.Consul.Enabled {
+				r.AddConsul(ctx, peers.NewConsul(c, zap.NewNop(), false))
+			}
+			if o.json {
+				enc := json.NewEncoder(cmd.OutOrStdout())
+				enc.SetIndent("", "  ")
+				if err := enc.Encode(r); err != nil {
+					return err
+				}
+			} else {
+				status.Print(cmd.OutOrStdout(), r)
+			}
+			if !r.Healthy {
+				return &ExitError{Code: 2, Err: fmt.Errorf("cluster %s is not healthy", r.ClusterID)}
+			}
+			return nil
+		},
+	}
+	addConfigFlag(cmd, &o.configPath)
+	cmd.Flags().StringVar(&o.endpoint, "endpoint", "", "client URL to ask (default: this member's advertised client URL)")
+	cmd.Flags().BoolVar(&o.json, "json", false, "print JSON")
+	return cmd
+}
+
+func newWaitReadyCmd() *cobra.Command {
+	var path string
+	var timeout time.Duration
+	cmd := &cobra.Command{
+		Use:   "wait-ready",
+		Short: "Wait until this member is a caught-up voting member serving quorum reads (the job's post-start)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			c, err := loadConfig(path)
+			if err != nil {
+				return err
+			}
+			ctx, cancel := signalContext()
+			defer cancel()
+			start := time.Now()
+			err = status.WaitReady(ctx, c, timeout, func(msg string) {
+				fmt.Fprintf(cmd.ErrOrStderr(), "%s %s\n", time.Now().UTC().Format(time.RFC3339), msg)
+			})
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "member %s is ready (took %s)\n", c.SelfName(), time.Since(start).Round(time.Millisecond))
+			return nil
+		},
+	}
+	addConfigFlag(cmd, &path)
+	cmd.Flags().DurationVar(&timeout, "timeout", 5*time.Minute, "give up after this long")
+	return cmd
+}
