@@ -5,7 +5,6 @@ import (
 	"crypto/sha1"
 	"encoding/hex"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -16,6 +15,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/etcd-release/etcd-release/src/etcd_ctl/atomicfile"
 
 	"go.uber.org/zap"
 
@@ -303,7 +304,7 @@ func (d *Deployer) compile(ctx context.Context, rel *release.Release, p *release
 	}
 	cp := &compiledPackage{Name: p.Name, Version: p.Version, Fingerprint: p.Fingerprint, DependencyKey: depKey, CompiledAt: time.Now().UTC(), dir: dest}
 	b, _ := json.MarshalIndent(cp, "", "  ")
-	if err := writeFileAtomic(dest+".json", b, 0o600); err != nil {
+	if err := atomicfile.Write(dest+".json", b, 0o600); err != nil {
 		return nil, err
 	}
 	d.log.Info("package compiled", zap.String("package", p.Name), zap.String("version", p.Version),
@@ -317,15 +318,4 @@ func lastLines(s string, n int) string {
 		lines = lines[len(lines)-n:]
 	}
 	return strings.Join(lines, "\n")
-}
-
-func writeFileAtomic(path string, b []byte, mode os.FileMode) error {
-	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, b, mode); err != nil {
-		return err
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		return errors.Join(err, os.Remove(tmp))
-	}
-	return nil
 }

@@ -3,7 +3,8 @@ package etcdserver
 import (
 	"fmt"
 	"os"
-	"path/filepath"
+
+	"github.com/etcd-release/etcd-release/src/etcd_ctl/atomicfile"
 
 	"github.com/etcd-release/etcd-release/src/etcd_ctl/config"
 )
@@ -33,32 +34,9 @@ func WriteTLSFiles(c *config.Config) error {
 		return fmt.Errorf("creating TLS dir: %w", err)
 	}
 	for _, fl := range files {
-		if err := writeAtomic(fl.path, []byte(fl.content), fl.mode); err != nil {
+		if err := atomicfile.Write(fl.path, []byte(fl.content), fl.mode); err != nil {
 			return err
 		}
-	}
-	return nil
-}
-
-func writeAtomic(path string, data []byte, mode os.FileMode) error {
-	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*")
-	if err != nil {
-		return fmt.Errorf("writing %s: %w", path, err)
-	}
-	defer os.Remove(tmp.Name())
-	if err := tmp.Chmod(mode); err != nil {
-		tmp.Close()
-		return fmt.Errorf("writing %s: %w", path, err)
-	}
-	if _, err := tmp.Write(data); err != nil {
-		tmp.Close()
-		return fmt.Errorf("writing %s: %w", path, err)
-	}
-	if err := tmp.Close(); err != nil {
-		return fmt.Errorf("writing %s: %w", path, err)
-	}
-	if err := os.Rename(tmp.Name(), path); err != nil {
-		return fmt.Errorf("writing %s: %w", path, err)
 	}
 	return nil
 }

@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 	"strings"
 	"time"
+
+	"github.com/etcd-release/etcd-release/src/etcd_ctl/atomicfile"
 )
 
 // Identity is what etcd_ctl records next to etcd's data once a member has started, so that a later start can
@@ -51,11 +53,7 @@ func ReadIdentity(dataDir string) (*Identity, error) {
 // WriteIdentity records id atomically.
 func WriteIdentity(dataDir string, id Identity) error {
 	b, _ := json.MarshalIndent(id, "", "  ")
-	tmp := filepath.Join(dataDir, "."+identityFile+".tmp")
-	if err := os.WriteFile(tmp, b, 0o600); err != nil {
-		return fmt.Errorf("writing member identity: %w", err)
-	}
-	if err := os.Rename(tmp, filepath.Join(dataDir, identityFile)); err != nil {
+	if err := atomicfile.Write(filepath.Join(dataDir, identityFile), b, 0o600); err != nil {
 		return fmt.Errorf("writing member identity: %w", err)
 	}
 	return nil
