@@ -1,4 +1,4 @@
-// Package client is a small client of the BOSH director API subset (reference/director-api.md) for the
+// Package client is a small client of the BOSH director API subset (docs/director-api.md) for the
 // local-director command and the director's own tests. It speaks exactly what the bosh CLI speaks — basic auth
 // over HTTPS, 302 to /tasks/N, Range polling of task output — so it works against the local director and, for
 // these calls, against a real one. The acceptance suite keeps its own client in acceptance-tests/.

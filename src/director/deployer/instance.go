@@ -185,7 +185,8 @@ type drainArgs struct {
 	diskNext int
 }
 
-// drain unmonitors every service and runs each job's bin/drain in parallel (bosh-semantics §7.3): stdout must be
+// drain unmonitors every service and runs each job's bin/drain in parallel, as the agent does
+// (cloudfoundry/bosh-agent agent/script/drain/*): stdout must be
 // an integer; N >= 0 waits N seconds; N < 0 waits |N| seconds and runs it again with job_check_status
 // hash_unchanged (without BOSH_JOB_NEXT_STATE) until it prints N >= 0.
 func (d *Deployer) drain(ctx context.Context, v *vm.VM, instName string, jobs []string, da drainArgs) error {
@@ -311,7 +312,8 @@ func (d *Deployer) stop(ctx context.Context, v *vm.VM, instName string) error {
 	return nil
 }
 
-// apply installs the instance's jobs and packages into the VM's /var/vcap (bosh-semantics §10) and writes the job
+// apply installs the instance's jobs and packages into the VM's /var/vcap (the agent's agent/applier/* and
+// jobs/owner_fix.go in cloudfoundry/bosh-agent) and writes the job
 // monit files, then reloads monit. Rendered files get mode 0750 under bin/, 0640 otherwise; directories 0750.
 func (d *Deployer) apply(ctx context.Context, v *vm.VM, ip *instancePlan, pkgs map[string]*compiledPackage) error {
 	root := v.Spec().DataDir
@@ -481,8 +483,9 @@ func copyTree(ctx context.Context, src, dst string) error {
 	return os.Rename(tmp, dst)
 }
 
-// waitRunning is the director's wait after start (bosh-semantics §7.10): sleep the watch time's min, then poll
-// job_state until running or about max has elapsed.
+// waitRunning is the director's wait after start (cloudfoundry/bosh src/bosh-director/lib/bosh/director/
+// instance_updater/*): sleep the watch time's min, then poll job_state every clamp((max-min)/9, 1 s, 15 s) until
+// running or about max has elapsed, timing from when start returned.
 func (d *Deployer) waitRunning(ctx context.Context, v *vm.VM, instName string, minMS, maxMS int) error {
 	start := time.Now()
 	sleep(ctx, time.Duration(minMS)*time.Millisecond)

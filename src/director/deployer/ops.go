@@ -18,7 +18,7 @@ import (
 var ErrNoDeployment = errors.New("deployment doesn't exist")
 
 // Delete deletes a deployment: every instance in parallel (no canaries) with a shutdown drain (next
-// persistent_disk 0), then its VM and disk; force ignores errors (bosh-semantics §8).
+// persistent_disk 0), then its VM and disk; force ignores errors (the director's jobs/delete_deployment.rb).
 func (d *Deployer) Delete(ctx context.Context, out *tasks.Output, name string, force bool) error {
 	dep, err := d.store.Deployment(name)
 	if errors.Is(err, state.ErrNotFound) {
@@ -168,7 +168,8 @@ type ErrandResult struct {
 	} `json:"logs"`
 }
 
-// RunErrand runs an errand (bosh-semantics §9): by job name on every service instance that has the job
+// RunErrand runs an errand as the director's errand/* and jobs/run_errand.rb do: by job name on every service
+// instance that has the job
 // (colocated) and on the first instance of every errand group that has it; or, when no job has that name, the
 // errand group of that name. Errand-group VMs are created, updated, used and deleted (unless keepAlive); their
 // persistent disks are kept. The task result gets one line per instance.

@@ -54,7 +54,7 @@ type jobPlan struct {
 	rel     *release.Release
 	job     *release.Job
 	links   map[string]erb.Link
-	base    map[string]any // property base hash (bosh-semantics §3 step 1)
+	base    map[string]any // property base hash: job properties if the key is present, else global+group
 	hasRun  bool
 	hasHook map[string]bool
 }
@@ -217,7 +217,8 @@ func (d *Deployer) resolveStemcells(p *plan) error {
 	return errors.Join(errs...)
 }
 
-// placeInstances applies bosh-semantics §6 and the IP rules of §2 to every group.
+// placeInstances places every group's instances and assigns their IPs, after the director's placement_planner/*
+// and ip_provider/*.
 func (d *Deployer) placeInstances(p *plan, existing state.Deployment, reservedElsewhere map[netip.Addr]bool) error {
 	byGroup := map[string][]state.Instance{}
 	for _, inst := range existing.Instances {
@@ -516,7 +517,8 @@ type provider struct {
 	job   *jobPlan
 }
 
-// resolveLinks binds jobs to their releases and resolves every consumer (bosh-semantics §4).
+// resolveLinks binds jobs to their releases and resolves every consumer (the director's links/*: implicit by
+// type, explicit by type and name, blocked with the string "nil").
 func resolveLinks(p *plan) error {
 	var errs []error
 	for _, gp := range p.groups {
@@ -684,7 +686,7 @@ func canonical(s string) string {
 	return strings.Trim(b.String(), "-")
 }
 
-// render renders every job of every instance, gathering all errors into BOSH's nested error (bosh-semantics §5).
+// render renders every job of every instance, gathering all errors into BOSH's nested error (erb.NewDeploymentError).
 func (d *Deployer) render(ctx context.Context, p *plan) error {
 	type work struct {
 		gp *groupPlan

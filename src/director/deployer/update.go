@@ -61,7 +61,8 @@ func flatten(pkgs map[string]map[string]*compiledPackage) map[string]*compiledPa
 	return out
 }
 
-// deleteObsolete deletes instances of removed groups and scaled-down instances (bosh-semantics §8).
+// deleteObsolete deletes instances of removed groups and scaled-down instances: pre-stop with every next state
+// `delete` but the deployment's, a shutdown drain with next persistent_disk 0, stop, post-stop, VM and disk gone.
 func (d *Deployer) deleteObsolete(ctx context.Context, out *tasks.Output, p *plan, ds *depState) error {
 	if len(p.obsolete) == 0 {
 		return nil
@@ -119,7 +120,8 @@ func (d *Deployer) shutdown(ctx context.Context, v *vm.VM, name string, jobs []s
 
 func removeAll(dir string) error { return os.RemoveAll(dir) }
 
-// createMissing creates the VMs of service instances that should have one (bosh-semantics §7 stage 5).
+// createMissing creates the VMs of service instances that should have one, all groups in parallel, before any
+// group is updated (the director's deployment_plan/stages/create_vm_stage.rb).
 func (d *Deployer) createMissing(ctx context.Context, out *tasks.Output, p *plan, ds *depState) error {
 	var missing []*instancePlan
 	for _, gp := range p.groups {
@@ -208,7 +210,7 @@ func (d *Deployer) updateGroups(ctx context.Context, out *tasks.Output, p *plan,
 }
 
 // updateGroup updates the group's changed instances: AZ by AZ (the bootstrap instance's AZ first), canaries in
-// the first AZ, then a sliding window of max_in_flight (bosh-semantics §7).
+// the first AZ, then a sliding window of max_in_flight (the director's instance_group_updater.rb).
 func (d *Deployer) updateGroup(ctx context.Context, out *tasks.Output, gp *groupPlan, ds *depState, prev map[string]state.Instance, pkgs map[string]*compiledPackage) (bool, error) {
 	var changed []*instancePlan
 	for _, ip := range gp.instances {
@@ -321,7 +323,9 @@ func (d *Deployer) needsUpdate(ip *instancePlan, prev *state.Instance, pkgs map[
 		prev == nil || prev.State != "started"
 }
 
-// updateInstance brings one instance to its desired state (bosh-semantics §7 per-instance order).
+// updateInstance brings one instance to its desired state in the director's per-instance order
+// (instance_updater.rb, stopper.rb, starter.rb): pre-stop, drain, stop, post-stop, VM and disk, apply, pre-start,
+// start, wait for running, post-start.
 func (d *Deployer) updateInstance(ctx context.Context, ip *instancePlan, prevAll map[string]state.Instance, pkgs map[string]*compiledPackage, ds *depState, canary bool) error {
 	name := ip.name()
 	prev, hadPrev := prevAll[ip.inst.ID]

@@ -12,7 +12,9 @@ import (
 	"github.com/etcd-release/etcd-release/src/releasetools/release"
 )
 
-// CloudConfig is the part of a cloud config the local director uses (bosh-semantics §2).
+// CloudConfig is the part of a cloud config the local director uses; the director parses the same keys in
+// cloudfoundry/bosh src/bosh-director/lib/bosh/director/deployment_plan/cloud_manifest_parser.rb and
+// manual_network_subnet.rb.
 type CloudConfig struct {
 	AZs       []string
 	VMTypes   []string

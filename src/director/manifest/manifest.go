@@ -1,5 +1,7 @@
 // Package manifest parses what a deploy is made of — the deployment manifest v2 and the cloud config — into typed
-// values, checking the rules of bosh-semantics §1–§2 up front so that a bad manifest fails before the director
+// values, checking the rules the BOSH director applies (cloudfoundry/bosh src/bosh-director/lib/bosh/director/
+// deployment_plan/instance_group_spec_parser.rb, update_config.rb, cloud_manifest_parser.rb) up front so that a
+// bad manifest fails before the director
 // touches a VM, with messages that name the key (instance_groups[1].networks: ...).
 //
 // Properties stay untyped (map[string]any): the job specs decide what they mean (src/releasetools/erb resolves them). Keys the
@@ -104,7 +106,8 @@ type Job struct {
 	Name    string
 	Release string
 	// Properties is the job-level properties hash; HasProperties tells whether the key was present (even `{}`),
-	// which makes it replace the global and group properties entirely (bosh-semantics §3).
+	// which makes it replace the global and group properties entirely (the director's
+	// deployment_plan/instance_group_spec_parser.rb#parse_jobs).
 	Properties    map[string]any
 	HasProperties bool
 	// Consumes and Provides map a link name to its manifest entry.

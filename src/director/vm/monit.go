@@ -18,7 +18,9 @@ import (
 	"go.uber.org/zap"
 )
 
-// Process states as BOSH reports them (`bosh instances --ps`), bosh-semantics §11.
+// Process states as BOSH reports them (`bosh instances --ps`), mapped from monit's XML as the agent does in
+// cloudfoundry/bosh-agent jobsupervisor/monit_job_supervisor.go: monitor 0 unknown, monitor 2 starting, status 0
+// running, anything else failing.
 const (
 	ProcessRunning  = "running"
 	ProcessStarting = "starting"
@@ -26,7 +28,7 @@ const (
 	ProcessUnknown  = "unknown"
 )
 
-// Job states (the instance's "Process State"), bosh-semantics §11.
+// Job states (the instance's "Process State"), decided as in the agent's jobsupervisor/monit_job_supervisor.go.
 const (
 	JobRunning  = "running"
 	JobStarting = "starting"
@@ -76,7 +78,8 @@ type MonitStatus struct {
 }
 
 // Monit talks to the monit inside one VM through its HTTP interface, reached from inside the VM's
-// network namespace, the way the BOSH agent does (bosh-semantics §11).
+// network namespace, the way the BOSH agent does (cloudfoundry/bosh-agent jobsupervisor/monit/*: basic auth from
+// monit.user, POST /<service> action=..., GET /_status2?format=xml).
 type Monit struct {
 	vm       *VM
 	password string
@@ -140,7 +143,9 @@ func (m *Monit) JobState(ctx context.Context) (string, []ProcessStatus) {
 	return jobState(m.stoppedMarkerExists(), procs), procs
 }
 
-// jobState applies bosh-semantics §11 to a reachable monit.
+// jobState decides the instance's job_state from a reachable monit, in the agent's order: stopped if the marker
+// exists, else starting if any service starts, else failing if any is unmonitored or not running, else running
+// (which includes no services at all).
 func jobState(stopped bool, procs []ProcessStatus) string {
 	if stopped {
 		return JobStopped
