@@ -19,6 +19,7 @@ import (
 
 	"github.com/etcd-release/etcd-release/src/director/state"
 	"github.com/etcd-release/etcd-release/src/director/vm"
+	"github.com/etcd-release/etcd-release/src/etcd_ctl/retry"
 )
 
 // vmSpec is the VM spec of an instance with the given cid.
@@ -254,10 +255,8 @@ func (d *Deployer) drainJob(ctx context.Context, v *vm.VM, instName, job, script
 		if n < 0 {
 			wait = -wait
 		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(wait):
+		if err := retry.Sleep(ctx, wait); err != nil {
+			return err
 		}
 		if n >= 0 {
 			return nil
@@ -287,24 +286,25 @@ func (d *Deployer) stop(ctx context.Context, v *vm.VM, instName string) error {
 	}
 	// The monitor action is queued; a stop sent before it is done would replace it and find the service still
 	// unmonitored.
-	for len(services) > 0 {
-		procs, err := v.Monit().Processes(sctx)
-		if err != nil {
-			return fmt.Errorf("'%s': %w", instName, err)
-		}
-		pending := false
-		for _, p := range procs {
-			if slices.Contains(services, p.Name) && (p.Monitor == 0 || p.PendingAction != 0) {
-				pending = true
+	if len(services) > 0 {
+		err := retry.Poll(sctx, retry.Options{Interval: 50 * time.Millisecond}, func(ctx context.Context) error {
+			procs, err := v.Monit().Processes(ctx)
+			if err != nil {
+				return retry.Stop(fmt.Errorf("'%s': %w", instName, err))
 			}
+			for _, p := range procs {
+				if slices.Contains(services, p.Name) && (p.Monitor == 0 || p.PendingAction != 0) {
+					return fmt.Errorf("%s is not monitored yet", p.Name)
+				}
+			}
+			return nil
+		})
+		var gaveUp *retry.GaveUp
+		if errors.As(err, &gaveUp) {
+			return fmt.Errorf("'%s': waiting for monit to monitor %v again: %w", instName, services, gaveUp.Cause)
+		} else if err != nil {
+			return err
 		}
-		if !pending {
-			break
-		}
-		if sctx.Err() != nil {
-			return fmt.Errorf("'%s': waiting for monit to monitor %v again: %w", instName, services, sctx.Err())
-		}
-		sleep(sctx, 50*time.Millisecond)
 	}
 	if err := v.Monit().StopAll(sctx); err != nil {
 		return fmt.Errorf("'%s': stopping jobs: %w", instName, err)
@@ -488,7 +488,7 @@ func copyTree(ctx context.Context, src, dst string) error {
 // running or about max has elapsed, timing from when start returned.
 func (d *Deployer) waitRunning(ctx context.Context, v *vm.VM, instName string, minMS, maxMS int) error {
 	start := time.Now()
-	sleep(ctx, time.Duration(minMS)*time.Millisecond)
+	_ = retry.Sleep(ctx, time.Duration(minMS)*time.Millisecond) // a cancelled ctx is checked after the first poll
 	interval := time.Duration(maxMS-minMS) * time.Millisecond / 9
 	interval = min(max(interval, d.cfg.MinPollInterval), 15*time.Second)
 	deadline := start.Add(time.Duration(maxMS) * time.Millisecond)
@@ -510,16 +510,6 @@ func (d *Deployer) waitRunning(ctx context.Context, v *vm.VM, instName string, m
 			slices.Sort(failed)
 			return fmt.Errorf("'%s' is not running after update. Review logs for failed jobs: %s", instName, strings.Join(failed, ", "))
 		}
-		sleep(ctx, interval)
-	}
-}
-
-func sleep(ctx context.Context, d time.Duration) {
-	if d <= 0 {
-		return
-	}
-	select {
-	case <-ctx.Done():
-	case <-time.After(d):
+		_ = retry.Sleep(ctx, interval)
 	}
 }

@@ -18,6 +18,8 @@ import (
 	"time"
 
 	"go.uber.org/zap"
+
+	"github.com/etcd-release/etcd-release/src/etcd_ctl/retry"
 )
 
 // Spec describes one VM.
@@ -550,17 +552,16 @@ func findInit(nsPath string) (int, error) {
 }
 
 func waitForInit(ctx context.Context, nsPath string) (int, error) {
-	for {
-		pid, err := findInit(nsPath)
-		if err == nil {
-			return pid, nil
-		}
-		select {
-		case <-ctx.Done():
-			return 0, fmt.Errorf("waiting for the VM init: %w (%v)", ctx.Err(), err)
-		case <-time.After(20 * time.Millisecond):
-		}
+	var pid int
+	err := retry.Poll(ctx, retry.Options{Interval: 20 * time.Millisecond}, func(context.Context) error {
+		var err error
+		pid, err = findInit(nsPath)
+		return err
+	})
+	if err != nil {
+		return 0, fmt.Errorf("waiting for the VM init: %w", err)
 	}
+	return pid, nil
 }
 
 // monitPID is the host pid of the monit daemon (a child of the VM init).
@@ -581,24 +582,21 @@ func killNetnsProcesses(ctx context.Context, nsPath string) error {
 	if pid, err := findInit(nsPath); err == nil {
 		_ = syscall.Kill(pid, syscall.SIGKILL)
 	}
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		pids, err := netnsProcs(nsPath)
-		if err != nil || len(pids) == 0 {
+	var pids []int
+	err := retry.Poll(ctx, retry.Options{Interval: 20 * time.Millisecond, Timeout: 10 * time.Second}, func(context.Context) error {
+		var err error
+		if pids, err = netnsProcs(nsPath); err != nil || len(pids) == 0 {
 			return nil
 		}
 		for _, pid := range pids {
 			_ = syscall.Kill(pid, syscall.SIGKILL)
 		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("processes %v in %s survive SIGKILL", pids, nsPath)
-		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(20 * time.Millisecond):
-		}
+		return fmt.Errorf("processes %v in %s survive SIGKILL", pids, nsPath)
+	})
+	if errors.Is(err, retry.ErrTimeout) {
+		return fmt.Errorf("processes %v in %s survive SIGKILL", pids, nsPath)
 	}
+	return err
 }
 
 func processAlive(pid int) bool {
@@ -617,21 +615,18 @@ func processAlive(pid int) bool {
 // job needs time to listen). Only use it for VM addresses on the bridge or loopback.
 func Reachable(ctx context.Context, ip netip.Addr, port int) error {
 	addr := net.JoinHostPort(ip.String(), strconv.Itoa(port))
-	var lastErr error
-	for {
+	err := retry.Poll(ctx, retry.Options{Interval: 100 * time.Millisecond}, func(ctx context.Context) error {
 		d := net.Dialer{Timeout: time.Second}
 		conn, err := d.DialContext(ctx, "tcp", addr)
 		if err == nil {
 			conn.Close()
-			return nil
 		}
-		lastErr = err
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("waiting for %s: %w (last error: %v)", addr, ctx.Err(), lastErr)
-		case <-time.After(100 * time.Millisecond):
-		}
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("waiting for %s: %w", addr, err)
 	}
+	return nil
 }
 
 // tail returns at most n bytes from the end of a file, for error messages.

@@ -24,6 +24,7 @@ import (
 	"github.com/etcd-release/etcd-release/src/etcd_ctl/cli"
 	"github.com/etcd-release/etcd-release/src/etcd_ctl/config"
 	"github.com/etcd-release/etcd-release/src/etcd_ctl/etcdserver"
+	"github.com/etcd-release/etcd-release/src/etcd_ctl/retry"
 	"github.com/etcd-release/etcd-release/src/testkit/localcluster"
 )
 
@@ -149,18 +150,14 @@ func measure(work, target string, bins map[string]string, levels []int, dur time
 		return err
 	}
 	defer cli.Close()
-	deadline := time.Now().Add(60 * time.Second)
-	for {
-		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	err = retry.Poll(context.Background(), retry.Options{Interval: 200 * time.Millisecond, Timeout: 60 * time.Second}, func(ctx context.Context) error {
+		ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		defer cancel()
 		_, err := cli.Put(ctx, "/warmup", "x")
-		cancel()
-		if err == nil {
-			break
-		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("server never answered: %w (log %s)", err, logf.Name())
-		}
-		time.Sleep(200 * time.Millisecond)
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("server never answered: %w (log %s)", err, logf.Name())
 	}
 	value := strings.Repeat("v", 256)
 	for _, n := range levels {
