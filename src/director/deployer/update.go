@@ -8,7 +8,6 @@ import (
 	"net/netip"
 	"os"
 	"slices"
-	"sort"
 	"sync"
 
 	"go.uber.org/zap"
@@ -175,42 +174,27 @@ func addrStrings(as []netip.Addr) []string {
 
 func (ip *instancePlan) stemcellCID() string { return ip.group.stemcell }
 
-// updateGroups updates the service groups in manifest order; consecutive groups with serial: false update
-// together. It reports whether any instance changed.
+// updateGroups updates the service groups in the batches of updateBatches, one batch after another, the groups of
+// a batch in parallel. It reports whether any instance changed.
 func (d *Deployer) updateGroups(ctx context.Context, out *tasks.Output, p *plan, ds *depState, prev map[string]state.Instance, pkgs map[string]*compiledPackage) (bool, error) {
 	var changedAny bool
 	var mu sync.Mutex
-	run := func(batch []*groupPlan) error {
-		return runPool(batch, len(batch), func(gp *groupPlan) error {
+	for _, batch := range updateBatches(p.groups) {
+		err := runPool(batch, len(batch), func(gp *groupPlan) error {
 			changed, err := d.updateGroup(ctx, out, gp, ds, prev, pkgs)
 			mu.Lock()
 			changedAny = changedAny || changed
 			mu.Unlock()
 			return err
 		})
-	}
-	var batch []*groupPlan
-	for _, gp := range p.groups {
-		if gp.g.Lifecycle == manifest.LifecycleErrand {
-			continue
+		if err != nil {
+			return changedAny, err
 		}
-		if gp.g.Update.Serial {
-			if err := run(batch); err != nil {
-				return changedAny, err
-			}
-			batch = nil
-			if err := run([]*groupPlan{gp}); err != nil {
-				return changedAny, err
-			}
-			continue
-		}
-		batch = append(batch, gp)
 	}
-	return changedAny, run(batch)
+	return changedAny, nil
 }
 
-// updateGroup updates the group's changed instances: AZ by AZ (the bootstrap instance's AZ first), canaries in
-// the first AZ, then a sliding window of max_in_flight (the director's instance_group_updater.rb).
+// updateGroup updates the group's changed instances in the waves of updateWaves: AZ by AZ, canaries first.
 func (d *Deployer) updateGroup(ctx context.Context, out *tasks.Output, gp *groupPlan, ds *depState, prev map[string]state.Instance, pkgs map[string]*compiledPackage) (bool, error) {
 	var changed []*instancePlan
 	for _, ip := range gp.instances {
@@ -226,51 +210,14 @@ func (d *Deployer) updateGroup(ctx context.Context, out *tasks.Output, gp *group
 	if len(changed) == 0 {
 		return false, nil
 	}
-	bootAZ := ""
-	for _, ip := range gp.instances {
-		if ip.inst.Bootstrap {
-			bootAZ = ip.inst.AZ
-		}
-	}
-	byAZ := map[string][]*instancePlan{}
-	for _, ip := range changed {
-		byAZ[ip.inst.AZ] = append(byAZ[ip.inst.AZ], ip)
-	}
-	azOrder := []string{}
-	if _, ok := byAZ[bootAZ]; ok {
-		azOrder = append(azOrder, bootAZ)
-	}
-	if _, ok := byAZ[""]; ok && bootAZ != "" {
-		azOrder = append(azOrder, "")
-	}
-	for _, az := range slices.Sorted(maps.Keys(byAZ)) {
-		if !slices.Contains(azOrder, az) {
-			azOrder = append(azOrder, az)
-		}
-	}
 	stage := out.Stage("Updating instance", []string{gp.g.Name}, len(changed))
-	for n, az := range azOrder {
-		list := byAZ[az]
-		sort.Slice(list, func(i, j int) bool {
-			if list[i].inst.Bootstrap != list[j].inst.Bootstrap {
-				return list[i].inst.Bootstrap
+	for _, w := range updateWaves(changed, bootstrapAZ(gp.instances), gp.g.Update) {
+		err := runPool(w.instances, w.width, func(ip *instancePlan) error {
+			name := ip.name()
+			if w.canary {
+				name += " (canary)"
 			}
-			return list[i].inst.ID < list[j].inst.ID
-		})
-		width := max(gp.g.Update.MaxInFlight.Of(len(list)), 1)
-		rest := list
-		if n == 0 {
-			canaries := min(gp.g.Update.Canaries.Of(len(list)), len(list))
-			err := runPool(list[:canaries], width, func(ip *instancePlan) error {
-				return stage.Step(ip.name()+" (canary)", func() error { return d.updateInstance(ctx, ip, prev, pkgs, ds, true) })
-			})
-			if err != nil {
-				return true, err
-			}
-			rest = list[canaries:]
-		}
-		err := runPool(rest, width, func(ip *instancePlan) error {
-			return stage.Step(ip.name(), func() error { return d.updateInstance(ctx, ip, prev, pkgs, ds, false) })
+			return stage.Step(name, func() error { return d.updateInstance(ctx, ip, prev, pkgs, ds, w.canary) })
 		})
 		if err != nil {
 			return true, err
