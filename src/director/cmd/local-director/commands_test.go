@@ -1,6 +1,7 @@
 package main
 
 import (
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
@@ -98,6 +99,33 @@ func TestPrintErrandResults(t *testing.T) {
 			require.NoError(t, err)
 			require.Equal(t, tc.code, code)
 			require.Contains(t, b.String(), "Instance   etcd/u1\nExit Code  0\nStdout     ok\n")
+		})
+	}
+}
+
+func TestListenAddrs(t *testing.T) {
+	bridge := netip.MustParsePrefix("10.244.0.1/16")
+	for _, tc := range []struct {
+		name   string
+		listen []string
+		want   []string
+		err    string
+	}{
+		{name: "default: loopback and the bridge address", want: []string{"127.0.0.1:25555", "10.244.0.1:25555"}},
+		{name: "loopback only", listen: []string{"127.0.0.1:8443"}, want: []string{"127.0.0.1:8443"}},
+		{name: "another address is refused", listen: []string{"0.0.0.0:25555"}, err: `--listen "0.0.0.0:25555": serve on a loopback address or the VM bridge address 10.244.0.1 only`},
+		{name: "a name is refused", listen: []string{"localhost:25555"}, err: "serve on a loopback address"},
+		{name: "no port", listen: []string{"127.0.0.1"}, err: `--listen "127.0.0.1"`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got, ips, err := listenAddrs(tc.listen, 25555, bridge)
+			if tc.err != "" {
+				require.ErrorContains(t, err, tc.err)
+				return
+			}
+			require.NoError(t, err)
+			require.Equal(t, tc.want, got)
+			require.Len(t, ips, len(got), "one certificate SAN per address")
 		})
 	}
 }
