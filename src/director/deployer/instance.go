@@ -313,35 +313,79 @@ func (d *Deployer) stop(ctx context.Context, v *vm.VM, instName string) error {
 }
 
 // apply installs the instance's jobs and packages into the VM's /var/vcap (the agent's agent/applier/* and
-// jobs/owner_fix.go in cloudfoundry/bosh-agent) and writes the job
-// monit files, then reloads monit. Rendered files get mode 0750 under bin/, 0640 otherwise; directories 0750.
+// jobs/owner_fix.go in cloudfoundry/bosh-agent) and writes the job monit files, then reloads monit. Rendered files
+// get mode 0750 under bin/, 0640 otherwise; directories 0750.
 func (d *Deployer) apply(ctx context.Context, v *vm.VM, ip *instancePlan, pkgs map[string]*compiledPackage) error {
 	root := v.Spec().DataDir
-	jobsDir := filepath.Join(root, "jobs")
 	monitDir := filepath.Join(root, "monit", "job")
 	old, _ := os.ReadDir(monitDir)
 	for _, e := range old {
 		_ = os.Remove(filepath.Join(monitDir, e.Name()))
 	}
-	// Packages: only those the jobs list directly.
-	wantPkgs := map[string]*compiledPackage{}
-	for _, jp := range ip.group.jobs {
-		for _, name := range jp.job.Spec.Packages {
-			if cp := pkgs[jp.rel.Manifest.Name+"/"+name]; cp != nil {
-				wantPkgs[name] = cp
+	if err := installPackages(ctx, root, directPackages(ip, pkgs)); err != nil {
+		return err
+	}
+	wantJobs := map[string]bool{}
+	for i, jp := range ip.group.jobs {
+		wantJobs[jp.job.Name] = true
+		// ConfigureJobs numbers the files in reverse: the last job gets 0000.
+		monitName := fmt.Sprintf("%04d_%s.monitrc", len(ip.group.jobs)-1-i, jp.job.Name)
+		if err := installJob(root, jp, ip.rendered[jp.job.Name], shortHash(jp.job.Version+ip.hash), filepath.Join(monitDir, monitName)); err != nil {
+			return err
+		}
+	}
+	jobsDir := filepath.Join(root, "jobs")
+	if entries, err := os.ReadDir(jobsDir); err == nil {
+		for _, e := range entries {
+			if !wantJobs[e.Name()] {
+				_ = os.Remove(filepath.Join(jobsDir, e.Name()))
+				_ = os.RemoveAll(filepath.Join(root, "data", "jobs", e.Name()))
 			}
 		}
 	}
+	writeApplySpec(root, ip)
+	var mk []string
+	for _, jp := range ip.group.jobs {
+		mk = append(mk, "/var/vcap/sys/run/"+jp.job.Name)
+	}
+	if len(mk) > 0 {
+		if _, stderr, code, err := v.Exec(ctx, append([]string{"mkdir", "-p"}, mk...), nil, nil); err != nil || code != 0 {
+			return fmt.Errorf("creating /var/vcap/sys/run dirs: %v %s", err, stderr)
+		}
+	}
+	if err := v.Monit().Reload(ctx); err != nil {
+		return fmt.Errorf("'%s': %w", ip.name(), err)
+	}
+	return nil
+}
+
+// directPackages are the compiled packages the instance's jobs list directly: an instance gets only those, not
+// their compile-time dependencies (the director's instance_group.rb#package_spec).
+func directPackages(ip *instancePlan, pkgs map[string]*compiledPackage) map[string]*compiledPackage {
+	want := map[string]*compiledPackage{}
+	for _, jp := range ip.group.jobs {
+		for _, name := range jp.job.Spec.Packages {
+			if cp := pkgs[jp.rel.Manifest.Name+"/"+name]; cp != nil {
+				want[name] = cp
+			}
+		}
+	}
+	return want
+}
+
+// installPackages makes /var/vcap/packages hold exactly want: packages no longer wanted are removed, the others
+// copied into data/packages/<name>/<digest> (once) and linked.
+func installPackages(ctx context.Context, root string, want map[string]*compiledPackage) error {
 	pkgLinks := filepath.Join(root, "packages")
 	if entries, err := os.ReadDir(pkgLinks); err == nil {
 		for _, e := range entries {
-			if wantPkgs[e.Name()] == nil {
+			if want[e.Name()] == nil {
 				_ = os.Remove(filepath.Join(pkgLinks, e.Name()))
 				_ = os.RemoveAll(filepath.Join(root, "data", "packages", e.Name()))
 			}
 		}
 	}
-	for name, cp := range wantPkgs {
+	for name, cp := range want {
 		digest := cacheKeyDigest(cp)
 		dest := filepath.Join(root, "data", "packages", name, digest)
 		if _, err := os.Stat(dest); err != nil {
@@ -356,86 +400,63 @@ func (d *Deployer) apply(ctx context.Context, v *vm.VM, ip *instancePlan, pkgs m
 			return err
 		}
 	}
-	// Jobs.
-	wantJobs := map[string]bool{}
-	for i, jp := range ip.group.jobs {
-		name := jp.job.Name
-		wantJobs[name] = true
-		files := ip.rendered[name]
-		digest := shortHash(jp.job.Version + ip.hash)
-		dest := filepath.Join(root, "data", "jobs", name, digest)
-		_ = os.RemoveAll(dest)
-		for rel, content := range files {
-			mode := os.FileMode(0o640)
-			if strings.HasPrefix(rel, "bin/") {
-				mode = 0o750
-			}
-			p := filepath.Join(dest, filepath.FromSlash(rel))
-			if err := os.MkdirAll(filepath.Dir(p), 0o750); err != nil {
-				return err
-			}
-			if err := os.WriteFile(p, content, mode); err != nil {
-				return err
-			}
-			if err := os.Chmod(p, mode); err != nil {
-				return err
-			}
+	return nil
+}
+
+// installJob writes one job's rendered files into data/jobs/<job>/<digest>, links /var/vcap/jobs/<job> to it,
+// prunes the job's older versions, makes its log and data directories and writes its monit file to monitPath.
+func installJob(root string, jp *jobPlan, files map[string][]byte, digest, monitPath string) error {
+	name := jp.job.Name
+	dest := filepath.Join(root, "data", "jobs", name, digest)
+	_ = os.RemoveAll(dest)
+	for rel, content := range files {
+		mode := os.FileMode(0o640)
+		if strings.HasPrefix(rel, "bin/") {
+			mode = 0o750
 		}
-		if err := os.MkdirAll(filepath.Join(dest, "packages"), 0o750); err != nil {
+		p := filepath.Join(dest, filepath.FromSlash(rel))
+		if err := os.MkdirAll(filepath.Dir(p), 0o750); err != nil {
 			return err
 		}
-		for _, pkg := range jp.job.Spec.Packages {
-			_ = os.Symlink("/var/vcap/packages/"+pkg, filepath.Join(dest, "packages", pkg))
-		}
-		if err := replaceSymlink(filepath.Join("..", "data", "jobs", name, digest), filepath.Join(jobsDir, name)); err != nil {
+		if err := os.WriteFile(p, content, mode); err != nil {
 			return err
 		}
-		// Prune older versions of the job.
-		if entries, err := os.ReadDir(filepath.Join(root, "data", "jobs", name)); err == nil {
-			for _, e := range entries {
-				if e.Name() != digest {
-					_ = os.RemoveAll(filepath.Join(root, "data", "jobs", name, e.Name()))
-				}
-			}
-		}
-		for _, dir := range []string{filepath.Join(root, "data", "sys", "log", name), filepath.Join(root, "data", name)} {
-			if err := os.MkdirAll(dir, 0o770); err != nil {
-				return err
-			}
-		}
-		// ConfigureJobs numbers the files in reverse: the last job gets 0000.
-		monitName := fmt.Sprintf("%04d_%s.monitrc", len(ip.group.jobs)-1-i, name)
-		if err := os.WriteFile(filepath.Join(monitDir, monitName), files["monit"], 0o600); err != nil {
+		if err := os.Chmod(p, mode); err != nil {
 			return err
 		}
 	}
-	if entries, err := os.ReadDir(jobsDir); err == nil {
+	if err := os.MkdirAll(filepath.Join(dest, "packages"), 0o750); err != nil {
+		return err
+	}
+	for _, pkg := range jp.job.Spec.Packages {
+		_ = os.Symlink("/var/vcap/packages/"+pkg, filepath.Join(dest, "packages", pkg))
+	}
+	if err := replaceSymlink(filepath.Join("..", "data", "jobs", name, digest), filepath.Join(root, "jobs", name)); err != nil {
+		return err
+	}
+	if entries, err := os.ReadDir(filepath.Join(root, "data", "jobs", name)); err == nil {
 		for _, e := range entries {
-			if !wantJobs[e.Name()] {
-				_ = os.Remove(filepath.Join(jobsDir, e.Name()))
-				_ = os.RemoveAll(filepath.Join(root, "data", "jobs", e.Name()))
+			if e.Name() != digest {
+				_ = os.RemoveAll(filepath.Join(root, "data", "jobs", name, e.Name()))
 			}
 		}
 	}
+	for _, dir := range []string{filepath.Join(root, "data", "sys", "log", name), filepath.Join(root, "data", name)} {
+		if err := os.MkdirAll(dir, 0o770); err != nil {
+			return err
+		}
+	}
+	return os.WriteFile(monitPath, files["monit"], 0o600)
+}
+
+// writeApplySpec writes bosh/spec.json, the agent's record of the current apply spec.
+func writeApplySpec(root string, ip *instancePlan) {
 	spec, _ := json.MarshalIndent(map[string]any{
 		"deployment": ip.group.dep, "name": ip.inst.Group, "index": ip.inst.Index, "id": ip.inst.ID, "az": ip.inst.AZ,
 		"bootstrap": ip.inst.Bootstrap, "address": ip.inst.IP, "configuration_hash": ip.hash, "persistent_disk": ip.group.diskSize,
 		"job": map[string]any{"name": ip.inst.Group}, "jobs": ip.jobNames(),
 	}, "", "  ")
 	_ = os.WriteFile(filepath.Join(root, "bosh", "spec.json"), spec, 0o600)
-	var mk []string
-	for _, jp := range ip.group.jobs {
-		mk = append(mk, "/var/vcap/sys/run/"+jp.job.Name)
-	}
-	if len(mk) > 0 {
-		if _, stderr, code, err := v.Exec(ctx, append([]string{"mkdir", "-p"}, mk...), nil, nil); err != nil || code != 0 {
-			return fmt.Errorf("creating /var/vcap/sys/run dirs: %v %s", err, stderr)
-		}
-	}
-	if err := v.Monit().Reload(ctx); err != nil {
-		return fmt.Errorf("'%s': %w", ip.name(), err)
-	}
-	return nil
 }
 
 func (ip *instancePlan) jobNames() []string {
