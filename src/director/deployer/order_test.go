@@ -110,3 +110,30 @@ func TestUpdateWaves(t *testing.T) {
 		})
 	}
 }
+
+func TestUpdateDrainArgs(t *testing.T) {
+	applied := &state.Applied{ConfigHash: "h1", Packages: map[string]string{"etcd_ctl": "1", "golang": "1"}}
+	for _, tc := range []struct {
+		name             string
+		want             *state.Applied
+		diskNow, diskNxt int
+		args             []string
+	}{
+		{"nothing but a restart", &state.Applied{ConfigHash: "h1", Packages: map[string]string{"etcd_ctl": "1", "golang": "1"}}, 1024, 1024,
+			[]string{"job_changed", "hash_unchanged"}},
+		{"configuration changed", &state.Applied{ConfigHash: "h2", Packages: map[string]string{"etcd_ctl": "1", "golang": "1"}}, 1024, 1024,
+			[]string{"job_changed", "hash_changed"}},
+		{"changed and added packages, sorted", &state.Applied{ConfigHash: "h1", Packages: map[string]string{"etcd_ctl": "2", "golang": "1", "consul": "1"}}, 1024, 1024,
+			[]string{"job_changed", "hash_unchanged", "consul", "etcd_ctl"}},
+		{"a disk change is a shutdown drain", &state.Applied{ConfigHash: "h2", Packages: map[string]string{"etcd_ctl": "2"}}, 1024, 2048,
+			[]string{"job_shutdown", "hash_unchanged"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			da := updateDrainArgs(applied, tc.want, tc.diskNow, tc.diskNxt)
+			require.Equal(t, tc.args, da.args)
+			require.Equal(t, tc.diskNow, da.diskNow)
+			require.Equal(t, tc.diskNxt, da.diskNext)
+		})
+	}
+	require.Equal(t, []string{"BOSH_VM_NEXT_STATE=delete", "BOSH_INSTANCE_NEXT_STATE=keep", "BOSH_DEPLOYMENT_NEXT_STATE=keep"}, nextState("delete", "keep", "keep"))
+}

@@ -84,7 +84,7 @@ func (d *Deployer) deleteInstance(ctx context.Context, inst state.Instance, ds *
 	name := instanceName(inst)
 	if v := d.liveVM(inst); v != nil && inst.Applied != nil {
 		err := d.shutdown(ctx, v, name, jobNamesOf(inst.Applied), inst.DiskSize, 0, false,
-			[]string{"BOSH_VM_NEXT_STATE=delete", "BOSH_INSTANCE_NEXT_STATE=delete", "BOSH_DEPLOYMENT_NEXT_STATE=" + deploymentNext})
+			nextState("delete", "delete", deploymentNext))
 		if err != nil && !force {
 			return err
 		}
@@ -270,118 +270,48 @@ func (d *Deployer) needsUpdate(ip *instancePlan, prev *state.Instance, pkgs map[
 		prev == nil || prev.State != "started"
 }
 
+// instanceUpdate is what updating one instance knows before it starts: its name, the jobs it runs now (their
+// hooks run before the stop) and whether they are running (only then are they shut down first).
+type instanceUpdate struct {
+	name       string
+	oldJobs    []string
+	wasRunning bool
+	skipDrain  bool
+}
+
+// nextState is the pre-stop environment: what happens to the VM, the instance and the deployment ("keep" or
+// "delete" each).
+func nextState(vmNext, instanceNext, deploymentNext string) []string {
+	return []string{"BOSH_VM_NEXT_STATE=" + vmNext, "BOSH_INSTANCE_NEXT_STATE=" + instanceNext, "BOSH_DEPLOYMENT_NEXT_STATE=" + deploymentNext}
+}
+
 // updateInstance brings one instance to its desired state in the director's per-instance order
 // (instance_updater.rb, stopper.rb, starter.rb): pre-stop, drain, stop, post-stop, VM and disk, apply, pre-start,
-// start, wait for running, post-start.
+// start, wait for running, post-start. A detached or stopped instance only goes down.
 func (d *Deployer) updateInstance(ctx context.Context, ip *instancePlan, prevAll map[string]state.Instance, pkgs map[string]*compiledPackage, ds *depState, canary bool) error {
-	name := ip.name()
 	prev, hadPrev := prevAll[ip.inst.ID]
-	wasRunning := hadPrev && prev.State == "started" && ip.inst.Applied != nil
+	u := instanceUpdate{name: ip.name(), wasRunning: hadPrev && prev.State == "started" && ip.inst.Applied != nil, skipDrain: ip.override.skipDrain}
+	if ip.inst.Applied != nil {
+		u.oldJobs = jobNamesOf(ip.inst.Applied)
+	}
 	ip.inst.Dirty = true
 	if err := ds.put(ip.inst); err != nil {
 		return err
 	}
 	v := d.liveVM(ip.inst)
-	var oldJobs []string
-	if ip.inst.Applied != nil {
-		oldJobs = jobNamesOf(ip.inst.Applied)
-	}
-	skipDrain := ip.override.skipDrain
 	switch ip.inst.State {
 	case "detached":
-		if v != nil {
-			if wasRunning {
-				if err := d.shutdown(ctx, v, name, oldJobs, ip.inst.DiskSize, ip.group.diskSize, skipDrain,
-					[]string{"BOSH_VM_NEXT_STATE=delete", "BOSH_INSTANCE_NEXT_STATE=keep", "BOSH_DEPLOYMENT_NEXT_STATE=keep"}); err != nil {
-					return err
-				}
-			}
-			if err := d.deleteVM(ctx, &ip.inst); err != nil {
-				return err
-			}
-		}
-		ip.inst.Dirty = false
-		return ds.put(ip.inst)
+		return d.detachInstance(ctx, ip, v, u, ds)
 	case "stopped":
-		if v == nil {
-			ip.inst.Dirty = false
-			return ds.put(ip.inst)
-		}
-		if wasRunning {
-			if err := d.shutdown(ctx, v, name, oldJobs, ip.inst.DiskSize, ip.group.diskSize, skipDrain,
-				[]string{"BOSH_VM_NEXT_STATE=keep", "BOSH_INSTANCE_NEXT_STATE=keep", "BOSH_DEPLOYMENT_NEXT_STATE=keep"}); err != nil {
-				return err
-			}
-		} else if ip.inst.Applied == nil {
-			if err := d.apply(ctx, v, ip, pkgs); err != nil {
-				return err
-			}
-			ip.inst.Applied = ip.desiredApplied(pkgs)
-			if err := d.stop(ctx, v, name); err != nil {
-				return err
-			}
-		}
-		ip.inst.Dirty = false
-		return ds.put(ip.inst)
+		return d.stopInstance(ctx, ip, v, u, ds, pkgs)
 	}
-	if v == nil {
-		var err error
-		if v, err = d.createVMFor(ctx, ip); err != nil {
-			return err
-		}
-		if err := ds.put(ip.inst); err != nil {
-			return err
-		}
-		wasRunning = false
-	}
-	if d.needsRecreate(ip) {
-		if wasRunning {
-			if err := d.shutdown(ctx, v, name, oldJobs, ip.inst.DiskSize, ip.group.diskSize, skipDrain,
-				[]string{"BOSH_VM_NEXT_STATE=delete", "BOSH_INSTANCE_NEXT_STATE=keep", "BOSH_DEPLOYMENT_NEXT_STATE=keep"}); err != nil {
-				return err
-			}
-		}
-		if err := d.deleteVM(ctx, &ip.inst); err != nil {
-			return err
-		}
-		if ip.group.diskSize == 0 && ip.inst.DiskCID != "" {
-			_ = removeAll(d.diskDir(ip.inst.DiskCID))
-			ip.inst.DiskCID = ""
-		}
-		var err error
-		if v, err = d.createVMFor(ctx, ip); err != nil {
-			return err
-		}
-		if err := ds.put(ip.inst); err != nil {
-			return err
-		}
-		wasRunning = false
+	v, err := d.ensureVM(ctx, ip, v, &u, ds)
+	if err != nil {
+		return err
 	}
 	want := ip.desiredApplied(pkgs)
-	if wasRunning && v != nil {
-		if !skipDrain {
-			if err := d.runHook(ctx, v, name, oldJobs, "pre-stop",
-				[]string{"BOSH_VM_NEXT_STATE=keep", "BOSH_INSTANCE_NEXT_STATE=keep", "BOSH_DEPLOYMENT_NEXT_STATE=keep"}); err != nil {
-				return err
-			}
-			da := drainArgs{diskNow: ip.inst.DiskSize, diskNext: ip.group.diskSize}
-			if ip.inst.DiskSize != ip.group.diskSize {
-				da.args = []string{"job_shutdown", "hash_unchanged"}
-			} else {
-				hash := "hash_unchanged"
-				if ip.inst.Applied.ConfigHash != want.ConfigHash {
-					hash = "hash_changed"
-				}
-				da.args = append([]string{"job_changed", hash}, changedPackages(ip.inst.Applied, want)...)
-			}
-			if err := d.drain(ctx, v, name, oldJobs, da); err != nil {
-				return err
-			}
-		}
-		if err := d.stop(ctx, v, name); err != nil {
-			return err
-		}
-		if err := d.runHook(ctx, v, name, oldJobs, "post-stop", nil); err != nil {
+	if u.wasRunning {
+		if err := d.stopForUpdate(ctx, v, ip, u, want); err != nil {
 			return err
 		}
 	}
@@ -393,7 +323,132 @@ func (d *Deployer) updateInstance(ctx context.Context, ip *instancePlan, prevAll
 	if err := ds.put(ip.inst); err != nil {
 		return err
 	}
-	jobs := ip.jobNames()
+	if err := d.startInstance(ctx, v, ip, canary); err != nil {
+		return err
+	}
+	ip.inst.Dirty = false
+	d.log.Info("instance updated", zap.String("instance", u.name), zap.Bool("canary", canary), zap.String("reason", "instance changed"))
+	return ds.put(ip.inst)
+}
+
+// detachInstance is `stop --hard`: a running instance is shut down, then its VM deleted; the disk is kept.
+func (d *Deployer) detachInstance(ctx context.Context, ip *instancePlan, v *vm.VM, u instanceUpdate, ds *depState) error {
+	if v != nil {
+		if u.wasRunning {
+			if err := d.shutdown(ctx, v, u.name, u.oldJobs, ip.inst.DiskSize, ip.group.diskSize, u.skipDrain, nextState("delete", "keep", "keep")); err != nil {
+				return err
+			}
+		}
+		if err := d.deleteVM(ctx, &ip.inst); err != nil {
+			return err
+		}
+	}
+	ip.inst.Dirty = false
+	return ds.put(ip.inst)
+}
+
+// stopInstance is `stop`: a running instance is shut down and keeps its VM. An instance that never had its jobs
+// applied gets them (so a later start has them) and is stopped at once.
+func (d *Deployer) stopInstance(ctx context.Context, ip *instancePlan, v *vm.VM, u instanceUpdate, ds *depState, pkgs map[string]*compiledPackage) error {
+	if v == nil {
+		ip.inst.Dirty = false
+		return ds.put(ip.inst)
+	}
+	if u.wasRunning {
+		if err := d.shutdown(ctx, v, u.name, u.oldJobs, ip.inst.DiskSize, ip.group.diskSize, u.skipDrain, nextState("keep", "keep", "keep")); err != nil {
+			return err
+		}
+	} else if ip.inst.Applied == nil {
+		if err := d.apply(ctx, v, ip, pkgs); err != nil {
+			return err
+		}
+		ip.inst.Applied = ip.desiredApplied(pkgs)
+		if err := d.stop(ctx, v, u.name); err != nil {
+			return err
+		}
+	}
+	ip.inst.Dirty = false
+	return ds.put(ip.inst)
+}
+
+// ensureVM returns the VM to apply to: a new one when the instance has none, a replacement (after shutting the
+// old one down) when it must be recreated. A new VM runs nothing, so u.wasRunning is cleared.
+func (d *Deployer) ensureVM(ctx context.Context, ip *instancePlan, v *vm.VM, u *instanceUpdate, ds *depState) (*vm.VM, error) {
+	if v == nil {
+		var err error
+		if v, err = d.createVMFor(ctx, ip); err != nil {
+			return nil, err
+		}
+		if err := ds.put(ip.inst); err != nil {
+			return nil, err
+		}
+		u.wasRunning = false
+	}
+	if !d.needsRecreate(ip) {
+		return v, nil
+	}
+	if u.wasRunning {
+		if err := d.shutdown(ctx, v, u.name, u.oldJobs, ip.inst.DiskSize, ip.group.diskSize, u.skipDrain, nextState("delete", "keep", "keep")); err != nil {
+			return nil, err
+		}
+	}
+	if err := d.deleteVM(ctx, &ip.inst); err != nil {
+		return nil, err
+	}
+	if ip.group.diskSize == 0 && ip.inst.DiskCID != "" {
+		_ = removeAll(d.diskDir(ip.inst.DiskCID))
+		ip.inst.DiskCID = ""
+	}
+	v, err := d.createVMFor(ctx, ip)
+	if err != nil {
+		return nil, err
+	}
+	if err := ds.put(ip.inst); err != nil {
+		return nil, err
+	}
+	u.wasRunning = false
+	return v, nil
+}
+
+// stopForUpdate takes a running instance down for an update in place: pre-stop and drain (unless skip_drain),
+// monit stop, post-stop.
+func (d *Deployer) stopForUpdate(ctx context.Context, v *vm.VM, ip *instancePlan, u instanceUpdate, want *state.Applied) error {
+	if !u.skipDrain {
+		if err := d.runHook(ctx, v, u.name, u.oldJobs, "pre-stop", nextState("keep", "keep", "keep")); err != nil {
+			return err
+		}
+		if err := d.drain(ctx, v, u.name, u.oldJobs, updateDrainArgs(ip.inst.Applied, want, ip.inst.DiskSize, ip.group.diskSize)); err != nil {
+			return err
+		}
+	}
+	if err := d.stop(ctx, v, u.name); err != nil {
+		return err
+	}
+	return d.runHook(ctx, v, u.name, u.oldJobs, "post-stop", nil)
+}
+
+// updateDrainArgs decides the drain of an update in place, as the agent does: a persistent disk change makes it
+// a shutdown drain (`job_shutdown hash_unchanged`); otherwise `job_changed`, hash_changed or hash_unchanged
+// (comparing configuration hashes), then the sorted names of added or changed packages. The agent never sends
+// job_unchanged. BOSH_JOB_STATE / BOSH_JOB_NEXT_STATE carry the current and the next disk size.
+func updateDrainArgs(applied, want *state.Applied, diskNow, diskNext int) drainArgs {
+	da := drainArgs{diskNow: diskNow, diskNext: diskNext}
+	if diskNow != diskNext {
+		da.args = []string{"job_shutdown", "hash_unchanged"}
+		return da
+	}
+	hash := "hash_unchanged"
+	if applied.ConfigHash != want.ConfigHash {
+		hash = "hash_changed"
+	}
+	da.args = append([]string{"job_changed", hash}, changedPackages(applied, want)...)
+	return da
+}
+
+// startInstance runs pre-start, starts the jobs, waits for running within the canary or update watch time and
+// runs post-start.
+func (d *Deployer) startInstance(ctx context.Context, v *vm.VM, ip *instancePlan, canary bool) error {
+	name, jobs := ip.name(), ip.jobNames()
 	if err := d.runHook(ctx, v, name, jobs, "pre-start", nil); err != nil {
 		return err
 	}
@@ -407,12 +462,7 @@ func (d *Deployer) updateInstance(ctx context.Context, ip *instancePlan, prevAll
 	if err := d.waitRunning(ctx, v, name, watch.Min, watch.Max); err != nil {
 		return err
 	}
-	if err := d.runHook(ctx, v, name, jobs, "post-start", nil); err != nil {
-		return err
-	}
-	ip.inst.Dirty = false
-	d.log.Info("instance updated", zap.String("instance", name), zap.Bool("canary", canary), zap.String("reason", "instance changed"))
-	return ds.put(ip.inst)
+	return d.runHook(ctx, v, name, jobs, "post-start", nil)
 }
 
 func jobNamesOf(a *state.Applied) []string {
