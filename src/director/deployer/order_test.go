@@ -137,3 +137,30 @@ func TestUpdateDrainArgs(t *testing.T) {
 	}
 	require.Equal(t, []string{"BOSH_VM_NEXT_STATE=delete", "BOSH_INSTANCE_NEXT_STATE=keep", "BOSH_DEPLOYMENT_NEXT_STATE=keep"}, nextState("delete", "keep", "keep"))
 }
+
+func TestMatchProviders(t *testing.T) {
+	providers := []provider{{name: "etcd", typ: "etcd"}, {name: "etcd_z2", typ: "etcd"}, {name: "conn", typ: "db"}}
+	names := func(ps []provider) []string {
+		var out []string
+		for _, p := range ps {
+			out = append(out, p.name)
+		}
+		return out
+	}
+	for _, tc := range []struct {
+		name     string
+		typ      string
+		explicit bool
+		from     string
+		want     []string
+	}{
+		{"implicit: by type only, deployment-wide", "etcd", false, "anything", []string{"etcd", "etcd_z2"}},
+		{"explicit: type and name", "etcd", true, "etcd_z2", []string{"etcd_z2"}},
+		{"explicit: the name must be of the type", "db", true, "etcd", nil},
+		{"no provider of the type", "consul", false, "consul", nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			require.Equal(t, tc.want, names(matchProviders(providers, tc.typ, tc.explicit, tc.from)))
+		})
+	}
+}

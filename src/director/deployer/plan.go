@@ -387,8 +387,31 @@ type provider struct {
 }
 
 // resolveLinks binds jobs to their releases and resolves every consumer (the director's links/*: implicit by
-// type, explicit by type and name, blocked with the string "nil").
+// type, explicit by type and name, blocked with the string "nil"). All link errors are reported together.
 func resolveLinks(p *plan) error {
+	if err := bindJobs(p); err != nil {
+		return err
+	}
+	providers := consumableProviders(p.groups)
+	var linkErrs []string
+	for _, gp := range p.groups {
+		for _, jp := range gp.jobs {
+			for _, c := range jp.job.Spec.Consumes {
+				if msg := resolveConsumer(p, providers, gp, jp, c); msg != "" {
+					linkErrs = append(linkErrs, linkError(c, jp, gp, msg))
+				}
+			}
+		}
+	}
+	if len(linkErrs) > 0 {
+		return fmt.Errorf("Failed to resolve links from deployment '%s'. See errors below:%s", p.name, strings.Join(linkErrs, ""))
+	}
+	return nil
+}
+
+// bindJobs finds every manifest job in its release and makes its job plan: the property base hash (the job's own
+// properties when the key is present, else global and group merged) and which hook scripts it has.
+func bindJobs(p *plan) error {
 	var errs []error
 	for _, gp := range p.groups {
 		for _, mj := range gp.g.Jobs {
@@ -419,11 +442,13 @@ func resolveLinks(p *plan) error {
 			gp.jobs = append(gp.jobs, jp)
 		}
 	}
-	if len(errs) > 0 {
-		return errors.Join(errs...)
-	}
+	return errors.Join(errs...)
+}
+
+// consumableProviders lists every provided link of the deployment that is not blocked, named by its alias.
+func consumableProviders(groups []*groupPlan) []provider {
 	var providers []provider
-	for _, gp := range p.groups {
+	for _, gp := range groups {
 		for _, jp := range gp.jobs {
 			for _, pd := range jp.job.Spec.Provides {
 				ref := jp.m.Provides[pd.Name]
@@ -434,58 +459,56 @@ func resolveLinks(p *plan) error {
 			}
 		}
 	}
-	var linkErrs []string
-	for _, gp := range p.groups {
-		for _, jp := range gp.jobs {
-			for _, c := range jp.job.Spec.Consumes {
-				ref, explicit := jp.m.Consumes[c.Name]
-				if explicit && ref.Blocked {
-					continue
-				}
-				if explicit && ref.Manual != nil {
-					jp.links[c.Name] = manualLink(ref.Manual)
-					continue
-				}
-				if explicit && ref.Deployment != "" && ref.Deployment != p.name {
-					linkErrs = append(linkErrs, linkError(c, jp, gp, "Cross-deployment links are not supported by the local director"))
-					continue
-				}
-				want := cmp.Or(ref.From, c.Name)
-				var found []provider
-				for _, pr := range providers {
-					if pr.typ == c.Type && (!explicit || pr.name == want) {
-						found = append(found, pr)
-					}
-				}
-				switch {
-				case len(found) == 1:
-					l, err := linkContent(p, found[0])
-					if err != nil {
-						linkErrs = append(linkErrs, linkError(c, jp, gp, err.Error()))
-						continue
-					}
-					jp.links[c.Name] = l
-				case len(found) == 0:
-					if c.Optional && !explicit {
-						continue
-					}
-					linkErrs = append(linkErrs, linkError(c, jp, gp, "No link providers found"))
-				default:
-					var b strings.Builder
-					b.WriteString("Multiple link providers found:")
-					for _, pr := range found {
-						fmt.Fprintf(&b, "\n  - Link provider '%s' with alias '%s' from job '%s' in instance group '%s' in deployment '%s'",
-							pr.spec, pr.name, pr.job.job.Name, pr.group.g.Name, p.name)
-					}
-					linkErrs = append(linkErrs, linkError(c, jp, gp, b.String()))
-				}
-			}
+	return providers
+}
+
+// matchProviders finds the providers a consumer of type typ matches: implicitly by type alone (deployment-wide,
+// no preference for the consumer's own group), explicitly by type and provider name.
+func matchProviders(providers []provider, typ string, explicit bool, name string) []provider {
+	var found []provider
+	for _, pr := range providers {
+		if pr.typ == typ && (!explicit || pr.name == name) {
+			found = append(found, pr)
 		}
 	}
-	if len(linkErrs) > 0 {
-		return fmt.Errorf("Failed to resolve links from deployment '%s'. See errors below:%s", p.name, strings.Join(linkErrs, ""))
+	return found
+}
+
+// resolveConsumer sets one consumer's link on jp, or returns why it cannot be resolved. A blocked consumer gets no
+// link; a manual one is taken literally; an unmatched optional consumer gets none unless it is named explicitly.
+func resolveConsumer(p *plan, providers []provider, gp *groupPlan, jp *jobPlan, c release.LinkDef) string {
+	ref, explicit := jp.m.Consumes[c.Name]
+	switch {
+	case explicit && ref.Blocked:
+		return ""
+	case explicit && ref.Manual != nil:
+		jp.links[c.Name] = manualLink(ref.Manual)
+		return ""
+	case explicit && ref.Deployment != "" && ref.Deployment != p.name:
+		return "Cross-deployment links are not supported by the local director"
 	}
-	return nil
+	found := matchProviders(providers, c.Type, explicit, cmp.Or(ref.From, c.Name))
+	switch {
+	case len(found) == 1:
+		l, err := linkContent(p, found[0])
+		if err != nil {
+			return err.Error()
+		}
+		jp.links[c.Name] = l
+		return ""
+	case len(found) == 0:
+		if c.Optional && !explicit {
+			return ""
+		}
+		return "No link providers found"
+	}
+	var b strings.Builder
+	b.WriteString("Multiple link providers found:")
+	for _, pr := range found {
+		fmt.Fprintf(&b, "\n  - Link provider '%s' with alias '%s' from job '%s' in instance group '%s' in deployment '%s'",
+			pr.spec, pr.name, pr.job.job.Name, pr.group.g.Name, p.name)
+	}
+	return b.String()
 }
 
 func linkError(c release.LinkDef, jp *jobPlan, gp *groupPlan, detail string) string {
