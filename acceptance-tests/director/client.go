@@ -1,5 +1,5 @@
 // Package director is the acceptance suite's own client for the BOSH director API subset in
-// ../shared/reference/director-api.md. It uses nothing of the local director's code, so the suite runs unchanged
+// docs/director-api.md. It uses nothing of the local director's code, so the suite runs unchanged
 // against the local director or a real BOSH director (basic auth; UAA is not supported).
 package director
 

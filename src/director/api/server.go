@@ -1,4 +1,4 @@
-// Package api serves the BOSH director HTTP API subset of reference/director-api.md over HTTPS with basic auth,
+// Package api serves the BOSH director HTTP API subset of docs/director-api.md over HTTPS with basic auth,
 // so the bosh CLI and the acceptance suite can drive the local director exactly as they drive a real one. Its
 // quirks live here: /info without auth, 302 to /tasks/N for long operations, Range on task output.
 package api

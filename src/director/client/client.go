@@ -1,4 +1,4 @@
-// Package client is a small client of the BOSH director API subset (reference/director-api.md) for the
+// Package client is a small client of the BOSH director API subset (docs/director-api.md) for the
 // local-director command and the director's own tests. It speaks exactly what the bosh CLI speaks — basic auth
 // over HTTPS, 302 to /tasks/N, Range polling of task output — so it works against the local director and, for
 // these calls, against a real one. The acceptance suite keeps its own client in acceptance-tests/.
@@ -19,6 +19,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/etcd-release/etcd-release/src/etcd_ctl/retry"
 )
 
 // Client talks to one director.
@@ -256,30 +258,34 @@ func (c *Client) Wait(ctx context.Context, id int, events io.Writer) (Task, erro
 		}
 		return nil
 	}
-	for {
-		t, err := c.Task(ctx, id)
-		if err != nil {
-			return t, err
+	var t Task
+	err := retry.Poll(ctx, retry.Options{Interval: c.PollInterval}, func(ctx context.Context) error {
+		var err error
+		if t, err = c.Task(ctx, id); err != nil {
+			return retry.Stop(err)
 		}
 		if err := poll(); err != nil {
-			return t, err
+			return retry.Stop(err)
 		}
-		if t.Finished() {
-			if err := poll(); err != nil {
-				return t, err
-			}
-			if t.State != "done" {
-				return t, &TaskFailedError{Task: t}
-			}
-			return t, nil
+		if !t.Finished() {
+			return errTaskRunning
 		}
-		select {
-		case <-ctx.Done():
-			return t, ctx.Err()
-		case <-time.After(c.PollInterval):
-		}
+		// The task may have written its last events between the two requests above.
+		return retry.Stop(poll())
+	})
+	var gaveUp *retry.GaveUp
+	switch {
+	case errors.As(err, &gaveUp):
+		return t, gaveUp.Cause
+	case err != nil:
+		return t, err
+	case t.State != "done":
+		return t, &TaskFailedError{Task: t}
 	}
+	return t, nil
 }
+
+var errTaskRunning = errors.New("task still running")
 
 // Event is one line of event output.
 type Event struct {

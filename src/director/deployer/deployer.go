@@ -248,7 +248,7 @@ func (d *Deployer) prepare(ctx context.Context, out *tasks.Output, manifestText 
 	return p, ds, prev, err
 }
 
-// Deploy deploys a manifest (bosh-semantics §7).
+// Deploy deploys a manifest in the stages of the director's jobs/update_deployment.rb (see the package doc).
 func (d *Deployer) Deploy(ctx context.Context, out *tasks.Output, manifestText string) error {
 	name, err := manifestName(manifestText)
 	if err != nil {
@@ -278,7 +278,8 @@ type ChangeStateOptions struct {
 }
 
 // ChangeState converges the selected instances to started, stopped or detached, or restarts or recreates them:
-// a deploy of the saved manifest with per-instance overrides (bosh-semantics §8).
+// a deploy of the saved manifest with per-instance overrides, as the bosh CLI's converging
+// `PUT /deployments/D/jobs/...` is (cloudfoundry/bosh-cli director/deployment.go).
 func (d *Deployer) ChangeState(ctx context.Context, out *tasks.Output, name string, sel Selector, target string, opts ChangeStateOptions) error {
 	dep, err := d.store.Deployment(name)
 	if err != nil {

@@ -1,7 +1,8 @@
 // Package deployer is the local director's deploy engine: it turns a deployment manifest, the cloud config and
 // the uploaded releases and stemcells into running instances on namespace VMs (src/director/vm), following the
-// BOSH director's semantics (../shared/reference/bosh-semantics.md §1–§10) closely enough that a release that
-// deploys here deploys on BOSH, and the other way round.
+// BOSH director's semantics closely enough that a release that deploys here deploys on BOSH, and the other way
+// round. The director files named below live in cloudfoundry/bosh under src/bosh-director/lib/bosh/director/,
+// the agent's in cloudfoundry/bosh-agent.
 //
 // # Why it exists
 //
@@ -11,13 +12,13 @@
 // exact per-instance order of hooks around monit. Anything a job can observe follows BOSH; what only a cloud
 // would do (real VMs, disks, a blobstore, an agent) is replaced by host directories and namespaces.
 //
-// # A deploy (bosh-semantics §7)
+// # A deploy (the stages of jobs/update_deployment.rb and deployment_plan/stages/*)
 //
 //  1. Preparing deployment: parse the manifest (src/director/manifest), resolve releases and stemcells
-//     (`latest` = highest version), place instances (§6: stable uuid, lowest free index, AZ balancing that
-//     keeps disk holders, sticky bootstrap), reserve IPs (§2: static_ips must be in a subnet's static list;
+//     (`latest` = highest version), place instances (placement_planner/*: stable uuid, lowest free index, AZ balancing that
+//     keeps disk holders, sticky bootstrap), reserve IPs (ip_provider/*: static_ips must be in a subnet's static list;
 //     dynamic = lowest free address that is not the gateway, reserved, static or held by any deployment),
-//     resolve links (§4: implicit by type, explicit by type and name, optional, blocked with the string "nil",
+//     resolve links (links/*: implicit by type, explicit by type and name, optional, blocked with the string "nil",
 //     manual links; self-links need nothing special) and render every template of every instance, gathering
 //     all errors into BOSH's nested message. Nothing has touched a VM yet; the deployment record (manifest and
 //     planned instances, which reserve the IPs) is saved only now.

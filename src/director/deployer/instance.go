@@ -19,6 +19,7 @@ import (
 
 	"github.com/etcd-release/etcd-release/src/director/state"
 	"github.com/etcd-release/etcd-release/src/director/vm"
+	"github.com/etcd-release/etcd-release/src/etcd_ctl/retry"
 )
 
 // vmSpec is the VM spec of an instance with the given cid.
@@ -185,7 +186,8 @@ type drainArgs struct {
 	diskNext int
 }
 
-// drain unmonitors every service and runs each job's bin/drain in parallel (bosh-semantics §7.3): stdout must be
+// drain unmonitors every service and runs each job's bin/drain in parallel, as the agent does
+// (cloudfoundry/bosh-agent agent/script/drain/*): stdout must be
 // an integer; N >= 0 waits N seconds; N < 0 waits |N| seconds and runs it again with job_check_status
 // hash_unchanged (without BOSH_JOB_NEXT_STATE) until it prints N >= 0.
 func (d *Deployer) drain(ctx context.Context, v *vm.VM, instName string, jobs []string, da drainArgs) error {
@@ -253,10 +255,8 @@ func (d *Deployer) drainJob(ctx context.Context, v *vm.VM, instName, job, script
 		if n < 0 {
 			wait = -wait
 		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(wait):
+		if err := retry.Sleep(ctx, wait); err != nil {
+			return err
 		}
 		if n >= 0 {
 			return nil
@@ -286,24 +286,25 @@ func (d *Deployer) stop(ctx context.Context, v *vm.VM, instName string) error {
 	}
 	// The monitor action is queued; a stop sent before it is done would replace it and find the service still
 	// unmonitored.
-	for len(services) > 0 {
-		procs, err := v.Monit().Processes(sctx)
-		if err != nil {
-			return fmt.Errorf("'%s': %w", instName, err)
-		}
-		pending := false
-		for _, p := range procs {
-			if slices.Contains(services, p.Name) && (p.Monitor == 0 || p.PendingAction != 0) {
-				pending = true
+	if len(services) > 0 {
+		err := retry.Poll(sctx, retry.Options{Interval: 50 * time.Millisecond}, func(ctx context.Context) error {
+			procs, err := v.Monit().Processes(ctx)
+			if err != nil {
+				return retry.Stop(fmt.Errorf("'%s': %w", instName, err))
 			}
+			for _, p := range procs {
+				if slices.Contains(services, p.Name) && (p.Monitor == 0 || p.PendingAction != 0) {
+					return fmt.Errorf("%s is not monitored yet", p.Name)
+				}
+			}
+			return nil
+		})
+		var gaveUp *retry.GaveUp
+		if errors.As(err, &gaveUp) {
+			return fmt.Errorf("'%s': waiting for monit to monitor %v again: %w", instName, services, gaveUp.Cause)
+		} else if err != nil {
+			return err
 		}
-		if !pending {
-			break
-		}
-		if sctx.Err() != nil {
-			return fmt.Errorf("'%s': waiting for monit to monitor %v again: %w", instName, services, sctx.Err())
-		}
-		sleep(sctx, 50*time.Millisecond)
 	}
 	if err := v.Monit().StopAll(sctx); err != nil {
 		return fmt.Errorf("'%s': stopping jobs: %w", instName, err)
@@ -311,35 +312,80 @@ func (d *Deployer) stop(ctx context.Context, v *vm.VM, instName string) error {
 	return nil
 }
 
-// apply installs the instance's jobs and packages into the VM's /var/vcap (bosh-semantics §10) and writes the job
-// monit files, then reloads monit. Rendered files get mode 0750 under bin/, 0640 otherwise; directories 0750.
+// apply installs the instance's jobs and packages into the VM's /var/vcap (the agent's agent/applier/* and
+// jobs/owner_fix.go in cloudfoundry/bosh-agent) and writes the job monit files, then reloads monit. Rendered files
+// get mode 0750 under bin/, 0640 otherwise; directories 0750.
 func (d *Deployer) apply(ctx context.Context, v *vm.VM, ip *instancePlan, pkgs map[string]*compiledPackage) error {
 	root := v.Spec().DataDir
-	jobsDir := filepath.Join(root, "jobs")
 	monitDir := filepath.Join(root, "monit", "job")
 	old, _ := os.ReadDir(monitDir)
 	for _, e := range old {
 		_ = os.Remove(filepath.Join(monitDir, e.Name()))
 	}
-	// Packages: only those the jobs list directly.
-	wantPkgs := map[string]*compiledPackage{}
-	for _, jp := range ip.group.jobs {
-		for _, name := range jp.job.Spec.Packages {
-			if cp := pkgs[jp.rel.Manifest.Name+"/"+name]; cp != nil {
-				wantPkgs[name] = cp
+	if err := installPackages(ctx, root, directPackages(ip, pkgs)); err != nil {
+		return err
+	}
+	wantJobs := map[string]bool{}
+	for i, jp := range ip.group.jobs {
+		wantJobs[jp.job.Name] = true
+		// ConfigureJobs numbers the files in reverse: the last job gets 0000.
+		monitName := fmt.Sprintf("%04d_%s.monitrc", len(ip.group.jobs)-1-i, jp.job.Name)
+		if err := installJob(root, jp, ip.rendered[jp.job.Name], shortHash(jp.job.Version+ip.hash), filepath.Join(monitDir, monitName)); err != nil {
+			return err
+		}
+	}
+	jobsDir := filepath.Join(root, "jobs")
+	if entries, err := os.ReadDir(jobsDir); err == nil {
+		for _, e := range entries {
+			if !wantJobs[e.Name()] {
+				_ = os.Remove(filepath.Join(jobsDir, e.Name()))
+				_ = os.RemoveAll(filepath.Join(root, "data", "jobs", e.Name()))
 			}
 		}
 	}
+	writeApplySpec(root, ip)
+	var mk []string
+	for _, jp := range ip.group.jobs {
+		mk = append(mk, "/var/vcap/sys/run/"+jp.job.Name)
+	}
+	if len(mk) > 0 {
+		if _, stderr, code, err := v.Exec(ctx, append([]string{"mkdir", "-p"}, mk...), nil, nil); err != nil || code != 0 {
+			return fmt.Errorf("creating /var/vcap/sys/run dirs: %v %s", err, stderr)
+		}
+	}
+	if err := v.Monit().Reload(ctx); err != nil {
+		return fmt.Errorf("'%s': %w", ip.name(), err)
+	}
+	return nil
+}
+
+// directPackages are the compiled packages the instance's jobs list directly: an instance gets only those, not
+// their compile-time dependencies (the director's instance_group.rb#package_spec).
+func directPackages(ip *instancePlan, pkgs map[string]*compiledPackage) map[string]*compiledPackage {
+	want := map[string]*compiledPackage{}
+	for _, jp := range ip.group.jobs {
+		for _, name := range jp.job.Spec.Packages {
+			if cp := pkgs[jp.rel.Manifest.Name+"/"+name]; cp != nil {
+				want[name] = cp
+			}
+		}
+	}
+	return want
+}
+
+// installPackages makes /var/vcap/packages hold exactly want: packages no longer wanted are removed, the others
+// copied into data/packages/<name>/<digest> (once) and linked.
+func installPackages(ctx context.Context, root string, want map[string]*compiledPackage) error {
 	pkgLinks := filepath.Join(root, "packages")
 	if entries, err := os.ReadDir(pkgLinks); err == nil {
 		for _, e := range entries {
-			if wantPkgs[e.Name()] == nil {
+			if want[e.Name()] == nil {
 				_ = os.Remove(filepath.Join(pkgLinks, e.Name()))
 				_ = os.RemoveAll(filepath.Join(root, "data", "packages", e.Name()))
 			}
 		}
 	}
-	for name, cp := range wantPkgs {
+	for name, cp := range want {
 		digest := cacheKeyDigest(cp)
 		dest := filepath.Join(root, "data", "packages", name, digest)
 		if _, err := os.Stat(dest); err != nil {
@@ -354,86 +400,63 @@ func (d *Deployer) apply(ctx context.Context, v *vm.VM, ip *instancePlan, pkgs m
 			return err
 		}
 	}
-	// Jobs.
-	wantJobs := map[string]bool{}
-	for i, jp := range ip.group.jobs {
-		name := jp.job.Name
-		wantJobs[name] = true
-		files := ip.rendered[name]
-		digest := shortHash(jp.job.Version + ip.hash)
-		dest := filepath.Join(root, "data", "jobs", name, digest)
-		_ = os.RemoveAll(dest)
-		for rel, content := range files {
-			mode := os.FileMode(0o640)
-			if strings.HasPrefix(rel, "bin/") {
-				mode = 0o750
-			}
-			p := filepath.Join(dest, filepath.FromSlash(rel))
-			if err := os.MkdirAll(filepath.Dir(p), 0o750); err != nil {
-				return err
-			}
-			if err := os.WriteFile(p, content, mode); err != nil {
-				return err
-			}
-			if err := os.Chmod(p, mode); err != nil {
-				return err
-			}
+	return nil
+}
+
+// installJob writes one job's rendered files into data/jobs/<job>/<digest>, links /var/vcap/jobs/<job> to it,
+// prunes the job's older versions, makes its log and data directories and writes its monit file to monitPath.
+func installJob(root string, jp *jobPlan, files map[string][]byte, digest, monitPath string) error {
+	name := jp.job.Name
+	dest := filepath.Join(root, "data", "jobs", name, digest)
+	_ = os.RemoveAll(dest)
+	for rel, content := range files {
+		mode := os.FileMode(0o640)
+		if strings.HasPrefix(rel, "bin/") {
+			mode = 0o750
 		}
-		if err := os.MkdirAll(filepath.Join(dest, "packages"), 0o750); err != nil {
+		p := filepath.Join(dest, filepath.FromSlash(rel))
+		if err := os.MkdirAll(filepath.Dir(p), 0o750); err != nil {
 			return err
 		}
-		for _, pkg := range jp.job.Spec.Packages {
-			_ = os.Symlink("/var/vcap/packages/"+pkg, filepath.Join(dest, "packages", pkg))
-		}
-		if err := replaceSymlink(filepath.Join("..", "data", "jobs", name, digest), filepath.Join(jobsDir, name)); err != nil {
+		if err := os.WriteFile(p, content, mode); err != nil {
 			return err
 		}
-		// Prune older versions of the job.
-		if entries, err := os.ReadDir(filepath.Join(root, "data", "jobs", name)); err == nil {
-			for _, e := range entries {
-				if e.Name() != digest {
-					_ = os.RemoveAll(filepath.Join(root, "data", "jobs", name, e.Name()))
-				}
-			}
-		}
-		for _, dir := range []string{filepath.Join(root, "data", "sys", "log", name), filepath.Join(root, "data", name)} {
-			if err := os.MkdirAll(dir, 0o770); err != nil {
-				return err
-			}
-		}
-		// ConfigureJobs numbers the files in reverse: the last job gets 0000.
-		monitName := fmt.Sprintf("%04d_%s.monitrc", len(ip.group.jobs)-1-i, name)
-		if err := os.WriteFile(filepath.Join(monitDir, monitName), files["monit"], 0o600); err != nil {
+		if err := os.Chmod(p, mode); err != nil {
 			return err
 		}
 	}
-	if entries, err := os.ReadDir(jobsDir); err == nil {
+	if err := os.MkdirAll(filepath.Join(dest, "packages"), 0o750); err != nil {
+		return err
+	}
+	for _, pkg := range jp.job.Spec.Packages {
+		_ = os.Symlink("/var/vcap/packages/"+pkg, filepath.Join(dest, "packages", pkg))
+	}
+	if err := replaceSymlink(filepath.Join("..", "data", "jobs", name, digest), filepath.Join(root, "jobs", name)); err != nil {
+		return err
+	}
+	if entries, err := os.ReadDir(filepath.Join(root, "data", "jobs", name)); err == nil {
 		for _, e := range entries {
-			if !wantJobs[e.Name()] {
-				_ = os.Remove(filepath.Join(jobsDir, e.Name()))
-				_ = os.RemoveAll(filepath.Join(root, "data", "jobs", e.Name()))
+			if e.Name() != digest {
+				_ = os.RemoveAll(filepath.Join(root, "data", "jobs", name, e.Name()))
 			}
 		}
 	}
+	for _, dir := range []string{filepath.Join(root, "data", "sys", "log", name), filepath.Join(root, "data", name)} {
+		if err := os.MkdirAll(dir, 0o770); err != nil {
+			return err
+		}
+	}
+	return os.WriteFile(monitPath, files["monit"], 0o600)
+}
+
+// writeApplySpec writes bosh/spec.json, the agent's record of the current apply spec.
+func writeApplySpec(root string, ip *instancePlan) {
 	spec, _ := json.MarshalIndent(map[string]any{
 		"deployment": ip.group.dep, "name": ip.inst.Group, "index": ip.inst.Index, "id": ip.inst.ID, "az": ip.inst.AZ,
 		"bootstrap": ip.inst.Bootstrap, "address": ip.inst.IP, "configuration_hash": ip.hash, "persistent_disk": ip.group.diskSize,
 		"job": map[string]any{"name": ip.inst.Group}, "jobs": ip.jobNames(),
 	}, "", "  ")
 	_ = os.WriteFile(filepath.Join(root, "bosh", "spec.json"), spec, 0o600)
-	var mk []string
-	for _, jp := range ip.group.jobs {
-		mk = append(mk, "/var/vcap/sys/run/"+jp.job.Name)
-	}
-	if len(mk) > 0 {
-		if _, stderr, code, err := v.Exec(ctx, append([]string{"mkdir", "-p"}, mk...), nil, nil); err != nil || code != 0 {
-			return fmt.Errorf("creating /var/vcap/sys/run dirs: %v %s", err, stderr)
-		}
-	}
-	if err := v.Monit().Reload(ctx); err != nil {
-		return fmt.Errorf("'%s': %w", ip.name(), err)
-	}
-	return nil
 }
 
 func (ip *instancePlan) jobNames() []string {
@@ -481,11 +504,12 @@ func copyTree(ctx context.Context, src, dst string) error {
 	return os.Rename(tmp, dst)
 }
 
-// waitRunning is the director's wait after start (bosh-semantics §7.10): sleep the watch time's min, then poll
-// job_state until running or about max has elapsed.
+// waitRunning is the director's wait after start (cloudfoundry/bosh src/bosh-director/lib/bosh/director/
+// instance_updater/*): sleep the watch time's min, then poll job_state every clamp((max-min)/9, 1 s, 15 s) until
+// running or about max has elapsed, timing from when start returned.
 func (d *Deployer) waitRunning(ctx context.Context, v *vm.VM, instName string, minMS, maxMS int) error {
 	start := time.Now()
-	sleep(ctx, time.Duration(minMS)*time.Millisecond)
+	_ = retry.Sleep(ctx, time.Duration(minMS)*time.Millisecond) // a cancelled ctx is checked after the first poll
 	interval := time.Duration(maxMS-minMS) * time.Millisecond / 9
 	interval = min(max(interval, d.cfg.MinPollInterval), 15*time.Second)
 	deadline := start.Add(time.Duration(maxMS) * time.Millisecond)
@@ -507,16 +531,6 @@ func (d *Deployer) waitRunning(ctx context.Context, v *vm.VM, instName string, m
 			slices.Sort(failed)
 			return fmt.Errorf("'%s' is not running after update. Review logs for failed jobs: %s", instName, strings.Join(failed, ", "))
 		}
-		sleep(ctx, interval)
-	}
-}
-
-func sleep(ctx context.Context, d time.Duration) {
-	if d <= 0 {
-		return
-	}
-	select {
-	case <-ctx.Done():
-	case <-time.After(d):
+		_ = retry.Sleep(ctx, interval)
 	}
 }

@@ -18,7 +18,7 @@ import (
 var ErrNoDeployment = errors.New("deployment doesn't exist")
 
 // Delete deletes a deployment: every instance in parallel (no canaries) with a shutdown drain (next
-// persistent_disk 0), then its VM and disk; force ignores errors (bosh-semantics §8).
+// persistent_disk 0), then its VM and disk; force ignores errors (the director's jobs/delete_deployment.rb).
 func (d *Deployer) Delete(ctx context.Context, out *tasks.Output, name string, force bool) error {
 	dep, err := d.store.Deployment(name)
 	if errors.Is(err, state.ErrNotFound) {
@@ -168,10 +168,10 @@ type ErrandResult struct {
 	} `json:"logs"`
 }
 
-// RunErrand runs an errand (bosh-semantics §9): by job name on every service instance that has the job
-// (colocated) and on the first instance of every errand group that has it; or, when no job has that name, the
-// errand group of that name. Errand-group VMs are created, updated, used and deleted (unless keepAlive); their
-// persistent disks are kept. The task result gets one line per instance.
+// RunErrand runs an errand as the director's errand/* and jobs/run_errand.rb do: by job name on every service
+// instance that has the job (colocated) and on the first instance of every errand group that has it; or, when no
+// job has that name, the errand group of that name. Errand-group VMs are created, updated, used and deleted
+// (unless keepAlive); their persistent disks are kept. The task result gets one line per instance.
 func (d *Deployer) RunErrand(ctx context.Context, out *tasks.Output, name, errand string, targets []ErrandTarget, keepAlive bool) error {
 	dep, err := d.store.Deployment(name)
 	if errors.Is(err, state.ErrNotFound) {
@@ -198,64 +198,17 @@ func (d *Deployer) RunErrand(ctx context.Context, out *tasks.Output, name, erran
 	for _, inst := range dep.Instances {
 		saved[inst.ID] = inst
 	}
-	type run struct {
-		ip     *instancePlan
-		job    *jobPlan
-		create bool
+	runs, err := selectErrandRuns(p, saved, name, errand, targets, func(i state.Instance) bool { return d.liveVM(i) != nil })
+	if err != nil {
+		return err
 	}
-	var runs []run
-	for _, gp := range p.groups {
-		for _, jp := range gp.jobs {
-			if jp.job.Name != errand || !jp.hasRun {
-				continue
-			}
-			if gp.g.Lifecycle == manifest.LifecycleErrand {
-				if len(gp.instances) > 0 && len(targets) == 0 {
-					runs = append(runs, run{ip: gp.instances[0], job: jp, create: true})
-				}
-				continue
-			}
-			for _, ip := range gp.instances {
-				if s, ok := saved[ip.inst.ID]; ok {
-					ip.inst = s
-				}
-				if d.liveVM(ip.inst) == nil || !selected(targets, ip) {
-					continue
-				}
-				if ip.inst.State != "started" {
-					return fmt.Errorf("Instance '%s' is stopped: errands run only on started instances", ip.name())
-				}
-				runs = append(runs, run{ip: ip, job: jp})
-			}
-		}
-	}
-	if len(runs) == 0 {
-		for _, gp := range p.groups {
-			if gp.g.Name != errand || gp.g.Lifecycle != manifest.LifecycleErrand {
-				continue
-			}
-			if len(targets) > 0 {
-				return fmt.Errorf("errand '%s' is an errand instance group: instances cannot be selected", errand)
-			}
-			for _, jp := range gp.jobs {
-				if jp.hasRun && len(gp.instances) > 0 {
-					runs = append(runs, run{ip: gp.instances[0], job: jp, create: true})
-					break
-				}
-			}
-		}
-	}
-	if len(runs) == 0 {
-		return fmt.Errorf("Errand '%s' doesn't exist in deployment '%s'", errand, name)
-	}
-	var pkgs map[string]*compiledPackage
 	compiled, err := d.compileAll(ctx, p, out, d.cfg.CompileWorkers)
 	if err != nil {
 		return err
 	}
-	pkgs = flatten(compiled)
+	pkgs := flatten(compiled)
 	ds := &depState{store: d.store, d: dep}
-	var creates []run
+	var creates []errandRun
 	for _, r := range runs {
 		if r.create {
 			if s, ok := saved[r.ip.inst.ID]; ok {
@@ -266,46 +219,132 @@ func (d *Deployer) RunErrand(ctx context.Context, out *tasks.Output, name, erran
 			creates = append(creates, r)
 		}
 	}
-	if len(creates) > 0 {
-		cstage := out.Stage("Creating missing vms", nil, len(creates))
-		if err := runPool(creates, len(creates), func(r run) error {
-			return cstage.Step(r.ip.name(), func() error {
-				if d.liveVM(r.ip.inst) != nil {
-					return nil
-				}
-				if r.ip.inst.VMCID != "" {
-					if err := d.deleteVM(ctx, &r.ip.inst); err != nil {
-						return err
-					}
-				}
-				if _, err := d.createVMFor(ctx, r.ip); err != nil {
-					return err
-				}
-				return ds.put(r.ip.inst)
-			})
-		}); err != nil {
-			return err
-		}
-		ustage := out.Stage("Updating instance", []string{creates[0].ip.group.g.Name}, len(creates))
-		if err := runPool(creates, len(creates), func(r run) error {
-			return ustage.Step(r.ip.name(), func() error {
-				if sameApplied(r.ip.inst.Applied, r.ip.desiredApplied(pkgs)) && !r.ip.inst.Dirty {
-					return nil
-				}
-				r.ip.inst.State = "started"
-				return d.updateInstance(ctx, r.ip, map[string]state.Instance{}, pkgs, ds, false)
-			})
-		}); err != nil {
+	if err := d.prepareErrandVMs(ctx, out, creates, pkgs, ds); err != nil {
+		return err
+	}
+	results, runErr := d.runErrands(ctx, out, runs, errand)
+	if len(creates) > 0 && !keepAlive {
+		d.deleteErrandVMs(ctx, out, creates, ds)
+	}
+	if runErr != nil {
+		return runErr
+	}
+	for _, res := range results {
+		if err := out.ResultLine(res); err != nil {
 			return err
 		}
 	}
+	return nil
+}
+
+// errandRun is one run of an errand job on one instance; create marks the first instance of a `lifecycle:
+// errand` group, whose VM exists only for the run.
+type errandRun struct {
+	ip     *instancePlan
+	job    *jobPlan
+	create bool
+}
+
+// selectErrandRuns decides where an errand runs. By job name first: on every service instance with the job that
+// has a VM (hasVM) and is selected by targets (it must be started), and on the first instance of each errand
+// group with the job (only without targets). When no job has the name, the errand group of that name runs its
+// first errand job (targets are then an error). Service instances get their saved state.
+func selectErrandRuns(p *plan, saved map[string]state.Instance, deployment, errand string, targets []ErrandTarget, hasVM func(state.Instance) bool) ([]errandRun, error) {
+	var runs []errandRun
+	for _, gp := range p.groups {
+		for _, jp := range gp.jobs {
+			if jp.job.Name != errand || !jp.hasRun {
+				continue
+			}
+			if gp.g.Lifecycle == manifest.LifecycleErrand {
+				if len(gp.instances) > 0 && len(targets) == 0 {
+					runs = append(runs, errandRun{ip: gp.instances[0], job: jp, create: true})
+				}
+				continue
+			}
+			for _, ip := range gp.instances {
+				if s, ok := saved[ip.inst.ID]; ok {
+					ip.inst = s
+				}
+				if !hasVM(ip.inst) || !selected(targets, ip) {
+					continue
+				}
+				if ip.inst.State != "started" {
+					return nil, fmt.Errorf("Instance '%s' is stopped: errands run only on started instances", ip.name())
+				}
+				runs = append(runs, errandRun{ip: ip, job: jp})
+			}
+		}
+	}
+	if len(runs) > 0 {
+		return runs, nil
+	}
+	for _, gp := range p.groups {
+		if gp.g.Name != errand || gp.g.Lifecycle != manifest.LifecycleErrand {
+			continue
+		}
+		if len(targets) > 0 {
+			return nil, fmt.Errorf("errand '%s' is an errand instance group: instances cannot be selected", errand)
+		}
+		for _, jp := range gp.jobs {
+			if jp.hasRun && len(gp.instances) > 0 {
+				runs = append(runs, errandRun{ip: gp.instances[0], job: jp, create: true})
+				break
+			}
+		}
+	}
+	if len(runs) == 0 {
+		return nil, fmt.Errorf("Errand '%s' doesn't exist in deployment '%s'", errand, deployment)
+	}
+	return runs, nil
+}
+
+// prepareErrandVMs creates the errand groups' VMs (replacing one that is gone) and brings them up to date with
+// a normal instance update, all in parallel.
+func (d *Deployer) prepareErrandVMs(ctx context.Context, out *tasks.Output, creates []errandRun, pkgs map[string]*compiledPackage, ds *depState) error {
+	if len(creates) == 0 {
+		return nil
+	}
+	cstage := out.Stage("Creating missing vms", nil, len(creates))
+	if err := runPool(creates, len(creates), func(r errandRun) error {
+		return cstage.Step(r.ip.name(), func() error {
+			if d.liveVM(r.ip.inst) != nil {
+				return nil
+			}
+			if r.ip.inst.VMCID != "" {
+				if err := d.deleteVM(ctx, &r.ip.inst); err != nil {
+					return err
+				}
+			}
+			if _, err := d.createVMFor(ctx, r.ip); err != nil {
+				return err
+			}
+			return ds.put(r.ip.inst)
+		})
+	}); err != nil {
+		return err
+	}
+	ustage := out.Stage("Updating instance", []string{creates[0].ip.group.g.Name}, len(creates))
+	return runPool(creates, len(creates), func(r errandRun) error {
+		return ustage.Step(r.ip.name(), func() error {
+			if sameApplied(r.ip.inst.Applied, r.ip.desiredApplied(pkgs)) && !r.ip.inst.Dirty {
+				return nil
+			}
+			r.ip.inst.State = "started"
+			return d.updateInstance(ctx, r.ip, map[string]state.Instance{}, pkgs, ds, false)
+		})
+	})
+}
+
+// runErrands runs bin/run of every run in parallel, with no timeout, and collects the results in run order.
+func (d *Deployer) runErrands(ctx context.Context, out *tasks.Output, runs []errandRun, errand string) ([]ErrandResult, error) {
 	rstage := out.Stage("Running errand", nil, len(runs))
 	results := make([]ErrandResult, len(runs))
 	idx := make([]int, len(runs))
 	for i := range idx {
 		idx[i] = i
 	}
-	runErr := runPool(idx, len(idx), func(i int) error {
+	err := runPool(idx, len(idx), func(i int) error {
 		r := runs[i]
 		return rstage.Step(r.ip.name(), func() error {
 			v := d.liveVM(r.ip.inst)
@@ -324,31 +363,26 @@ func (d *Deployer) RunErrand(ctx context.Context, out *tasks.Output, name, erran
 			return nil
 		})
 	})
-	if len(creates) > 0 && !keepAlive {
-		dstage := out.Stage("Deleting errand instances", nil, len(creates))
-		_ = runPool(creates, len(creates), func(r run) error {
-			return dstage.Step(r.ip.name(), func() error {
-				if v := d.liveVM(r.ip.inst); v != nil {
-					if err := d.stop(ctx, v, r.ip.name()); err != nil {
-						return err
-					}
-				}
-				if err := d.deleteVM(ctx, &r.ip.inst); err != nil {
+	return results, err
+}
+
+// deleteErrandVMs stops and deletes the errand groups' VMs after the run; their disks are kept. Errors show in
+// the task's events but do not change the errand's result.
+func (d *Deployer) deleteErrandVMs(ctx context.Context, out *tasks.Output, creates []errandRun, ds *depState) {
+	dstage := out.Stage("Deleting errand instances", nil, len(creates))
+	_ = runPool(creates, len(creates), func(r errandRun) error {
+		return dstage.Step(r.ip.name(), func() error {
+			if v := d.liveVM(r.ip.inst); v != nil {
+				if err := d.stop(ctx, v, r.ip.name()); err != nil {
 					return err
 				}
-				return ds.put(r.ip.inst)
-			})
+			}
+			if err := d.deleteVM(ctx, &r.ip.inst); err != nil {
+				return err
+			}
+			return ds.put(r.ip.inst)
 		})
-	}
-	if runErr != nil {
-		return runErr
-	}
-	for _, res := range results {
-		if err := out.ResultLine(res); err != nil {
-			return err
-		}
-	}
-	return nil
+	})
 }
 
 func selected(targets []ErrandTarget, ip *instancePlan) bool {

@@ -54,7 +54,7 @@ type jobPlan struct {
 	rel     *release.Release
 	job     *release.Job
 	links   map[string]erb.Link
-	base    map[string]any // property base hash (bosh-semantics §3 step 1)
+	base    map[string]any // property base hash: job properties if the key is present, else global+group
 	hasRun  bool
 	hasHook map[string]bool
 }
@@ -217,7 +217,8 @@ func (d *Deployer) resolveStemcells(p *plan) error {
 	return errors.Join(errs...)
 }
 
-// placeInstances applies bosh-semantics §6 and the IP rules of §2 to every group.
+// placeInstances places every group's instances and assigns their IPs, after the director's placement_planner/*
+// and ip_provider/* (the rules are in placement.go).
 func (d *Deployer) placeInstances(p *plan, existing state.Deployment, reservedElsewhere map[netip.Addr]bool) error {
 	byGroup := map[string][]state.Instance{}
 	for _, inst := range existing.Instances {
@@ -253,217 +254,86 @@ func (d *Deployer) placeInstances(p *plan, existing state.Deployment, reservedEl
 	return errors.Join(errs...)
 }
 
+// placeGroup places one group: checks it against the cloud config and the bridge, then applies the placement
+// rules of placement.go (static or dynamic placement, IPs, bootstrap) to the group's existing instances. It
+// returns the group plan and the existing instances that are no longer desired.
 func (d *Deployer) placeGroup(p *plan, g *manifest.InstanceGroup, existing []state.Instance, reserved map[netip.Addr]bool) (*groupPlan, []state.Instance, error) {
 	where := fmt.Sprintf("instance group '%s'", g.Name)
-	for _, az := range g.AZs {
-		if !slices.Contains(p.cloud.AZs, az) {
-			return nil, nil, fmt.Errorf("%s: az '%s' is not in the cloud config", where, az)
-		}
+	nw, diskSize, err := d.checkGroup(p, g, where)
+	if err != nil {
+		return nil, nil, err
 	}
-	if g.VMType != "" && !slices.Contains(p.cloud.VMTypes, g.VMType) {
-		return nil, nil, fmt.Errorf("%s: vm_type '%s' is not in the cloud config", where, g.VMType)
-	}
-	if len(g.Networks) != 1 {
-		return nil, nil, fmt.Errorf("%s: the local director gives each VM exactly one network interface; list one network", where)
-	}
-	nw, ok := p.cloud.Network(g.Networks[0].Name)
-	if !ok {
-		return nil, nil, fmt.Errorf("%s: network '%s' is not in the cloud config", where, g.Networks[0].Name)
-	}
-	for _, s := range nw.Subnets {
-		if s.Gateway != d.cfg.BridgeCIDR.Addr() || !d.cfg.BridgeCIDR.Masked().Contains(s.Range.Addr()) || s.Range.Bits() < d.cfg.BridgeCIDR.Bits() {
-			return nil, nil, fmt.Errorf("network '%s' subnet %s: VMs of this director live on bridge %s (%s): the subnet must lie inside %s with gateway %s",
-				nw.Name, s.Range, d.cfg.Bridge, d.cfg.BridgeCIDR, d.cfg.BridgeCIDR.Masked(), d.cfg.BridgeCIDR.Addr())
-		}
-	}
-	gp := &groupPlan{dep: p.name, g: g, network: nw, diskSize: g.PersistentDisk, stemcell: p.stemcells[g.Stemcell].CID}
-	if g.PersistentDiskType != "" {
-		size, ok := p.cloud.DiskTypes[g.PersistentDiskType]
-		if !ok {
-			return nil, nil, fmt.Errorf("%s: persistent_disk_type '%s' is not in the cloud config", where, g.PersistentDiskType)
-		}
-		gp.diskSize = size
-	}
+	gp := &groupPlan{dep: p.name, g: g, network: nw, diskSize: diskSize, stemcell: p.stemcells[g.Stemcell].CID}
 	sort.Slice(existing, func(i, j int) bool { return existing[i].Index < existing[j].Index })
-	azs := g.AZs
-	if len(azs) == 0 {
-		azs = []string{""}
-	}
-	usedIndex := map[int]bool{}
-	for _, e := range existing {
-		usedIndex[e.Index] = true
-	}
-	nextIndex := func() int {
-		for i := 0; ; i++ {
-			if !usedIndex[i] {
-				usedIndex[i] = true
-				return i
-			}
-		}
-	}
-	newInstance := func(az string) state.Instance {
-		return state.Instance{Group: g.Name, ID: newUUID(), Index: nextIndex(), AZ: az, State: "started"}
-	}
-	claimed := map[string]bool{}
-	var desired []state.Instance
+	newInstance := instanceMaker(g.Name, existing, newUUID)
 	statics, err := staticIPs(g, nw)
 	if err != nil {
 		return nil, nil, fmt.Errorf("%s: %w", where, err)
 	}
+	var desired []state.Instance
+	var claimed map[string]bool
 	if len(statics) > 0 {
 		if len(statics) != g.Instances {
 			return nil, nil, fmt.Errorf("%s has %d instances but was allocated %d static IPs", where, g.Instances, len(statics))
 		}
-		// The subnet an IP belongs to decides its AZ; a subnet serving several of the group's AZs gives the one
-		// with the fewest instances so far (lowest name on a tie), so instances spread as without static IPs.
-		azCount := map[string]int{}
-		azFor := func(ip netip.Addr, prefer string) (string, error) {
-			for _, s := range nw.Subnets {
-				if !s.Range.Contains(ip) {
-					continue
-				}
-				if len(g.AZs) == 0 {
-					return "", nil
-				}
-				var candidates []string
-				for _, az := range g.AZs {
-					if len(s.AZs) == 0 || slices.Contains(s.AZs, az) {
-						candidates = append(candidates, az)
-					}
-				}
-				if len(candidates) == 0 {
-					return "", fmt.Errorf("static IP %s belongs to a subnet in none of the group's azs", ip)
-				}
-				best := ""
-				if prefer != "" && slices.Contains(candidates, prefer) {
-					best = prefer
-				} else {
-					slices.Sort(candidates)
-					best = candidates[0]
-					for _, az := range candidates[1:] {
-						if azCount[az] < azCount[best] {
-							best = az
-						}
-					}
-				}
-				azCount[best]++
-				return best, nil
-			}
-			return "", fmt.Errorf("static IP %s belongs to no subnet", ip)
-		}
-		taken := map[netip.Addr]bool{}
-		for _, e := range existing {
-			a, err := netip.ParseAddr(e.IP)
-			if err != nil || !slices.Contains(statics, a) || taken[a] {
-				continue
-			}
-			az, err := azFor(a, e.AZ)
-			if err != nil {
-				return nil, nil, fmt.Errorf("%s: %w", where, err)
-			}
-			e.AZ = az
-			taken[a], claimed[e.ID] = true, true
-			desired = append(desired, e)
-		}
-		for _, a := range statics {
-			if taken[a] {
-				continue
-			}
-			az, err := azFor(a, "")
-			if err != nil {
-				return nil, nil, fmt.Errorf("%s: %w", where, err)
-			}
-			inst := newInstance(az)
-			inst.IP = a.String()
-			desired = append(desired, inst)
-		}
-	} else {
-		counts := map[string]int{}
-		if gp.diskSize > 0 {
-			for _, e := range existing {
-				if len(desired) < g.Instances && e.DiskCID != "" && slices.Contains(azs, e.AZ) {
-					claimed[e.ID] = true
-					counts[e.AZ]++
-					desired = append(desired, e)
-				}
-			}
-		}
-		sortedAZs := slices.Clone(azs)
-		slices.Sort(sortedAZs)
-		for len(desired) < g.Instances {
-			best := ""
-			bestHas := false
-			first := true
-			for _, az := range sortedAZs {
-				has := false
-				for _, e := range existing {
-					if e.AZ == az && !claimed[e.ID] {
-						has = true
-					}
-				}
-				if first || counts[az] < counts[best] || (counts[az] == counts[best] && has && !bestHas) {
-					best, bestHas, first = az, has, false
-				}
-			}
-			counts[best]++
-			reused := false
-			for _, e := range existing {
-				if e.AZ == best && !claimed[e.ID] {
-					claimed[e.ID] = true
-					desired = append(desired, e)
-					reused = true
-					break
-				}
-			}
-			if !reused {
-				desired = append(desired, newInstance(best))
-			}
-		}
-	}
-	var obsolete []state.Instance
-	for _, e := range existing {
-		if !claimed[e.ID] {
-			obsolete = append(obsolete, e)
-		}
-	}
-	// IPs: keep valid reservations, hand out the lowest free address otherwise.
-	for i := range desired {
-		inst := &desired[i]
-		inst.Network = nw.Name
-		inst.Lifecycle = g.Lifecycle
-		if inst.IP != "" {
-			if a, err := netip.ParseAddr(inst.IP); err == nil {
-				if s := subnetFor(nw, a); s != nil && s.HasAZ(inst.AZ) && !s.Restricted(a) && (len(statics) > 0 || !s.IsStatic(a)) {
-					reserved[a] = true
-					continue
-				}
-			}
-		}
-		a, err := lowestFree(nw, inst.AZ, reserved)
-		if err != nil {
+		if desired, claimed, err = placeStatic(existing, statics, g.AZs, nw.Subnets, newInstance); err != nil {
 			return nil, nil, fmt.Errorf("%s: %w", where, err)
 		}
-		reserved[a] = true
-		inst.IP = a.String()
-	}
-	// Bootstrap is sticky: re-elected (lowest index) only when not exactly one desired instance holds it.
-	n := 0
-	for _, inst := range desired {
-		if inst.Bootstrap {
-			n++
+	} else {
+		azs := g.AZs
+		if len(azs) == 0 {
+			azs = []string{""}
 		}
+		desired, claimed = placeDynamic(existing, g.Instances, azs, gp.diskSize > 0, newInstance)
 	}
-	sort.Slice(desired, func(i, j int) bool { return desired[i].Index < desired[j].Index })
-	if n != 1 {
-		for i := range desired {
-			desired[i].Bootstrap = i == 0
-		}
+	obsolete := unclaimed(existing, claimed)
+	for i := range desired {
+		desired[i].Network = nw.Name
+		desired[i].Lifecycle = g.Lifecycle
 	}
+	if err := assignIPs(desired, nw, len(statics) > 0, reserved); err != nil {
+		return nil, nil, fmt.Errorf("%s: %w", where, err)
+	}
+	electBootstrap(desired)
 	for _, inst := range desired {
 		a, _ := netip.ParseAddr(inst.IP)
 		gp.instances = append(gp.instances, &instancePlan{group: gp, inst: inst, subnet: subnetFor(nw, a)})
 	}
 	return gp, obsolete, nil
+}
+
+// checkGroup checks a group's AZs, vm_type, network and disk type against the cloud config and the director's
+// bridge, and returns its network and persistent disk size (MB).
+func (d *Deployer) checkGroup(p *plan, g *manifest.InstanceGroup, where string) (*manifest.CloudNetwork, int, error) {
+	for _, az := range g.AZs {
+		if !slices.Contains(p.cloud.AZs, az) {
+			return nil, 0, fmt.Errorf("%s: az '%s' is not in the cloud config", where, az)
+		}
+	}
+	if g.VMType != "" && !slices.Contains(p.cloud.VMTypes, g.VMType) {
+		return nil, 0, fmt.Errorf("%s: vm_type '%s' is not in the cloud config", where, g.VMType)
+	}
+	if len(g.Networks) != 1 {
+		return nil, 0, fmt.Errorf("%s: the local director gives each VM exactly one network interface; list one network", where)
+	}
+	nw, ok := p.cloud.Network(g.Networks[0].Name)
+	if !ok {
+		return nil, 0, fmt.Errorf("%s: network '%s' is not in the cloud config", where, g.Networks[0].Name)
+	}
+	for _, s := range nw.Subnets {
+		if s.Gateway != d.cfg.BridgeCIDR.Addr() || !d.cfg.BridgeCIDR.Masked().Contains(s.Range.Addr()) || s.Range.Bits() < d.cfg.BridgeCIDR.Bits() {
+			return nil, 0, fmt.Errorf("network '%s' subnet %s: VMs of this director live on bridge %s (%s): the subnet must lie inside %s with gateway %s",
+				nw.Name, s.Range, d.cfg.Bridge, d.cfg.BridgeCIDR, d.cfg.BridgeCIDR.Masked(), d.cfg.BridgeCIDR.Addr())
+		}
+	}
+	if g.PersistentDiskType == "" {
+		return nw, g.PersistentDisk, nil
+	}
+	size, ok := p.cloud.DiskTypes[g.PersistentDiskType]
+	if !ok {
+		return nil, 0, fmt.Errorf("%s: persistent_disk_type '%s' is not in the cloud config", where, g.PersistentDiskType)
+	}
+	return nw, size, nil
 }
 
 func staticIPs(g *manifest.InstanceGroup, nw *manifest.CloudNetwork) ([]netip.Addr, error) {
@@ -516,8 +386,32 @@ type provider struct {
 	job   *jobPlan
 }
 
-// resolveLinks binds jobs to their releases and resolves every consumer (bosh-semantics §4).
+// resolveLinks binds jobs to their releases and resolves every consumer (the director's links/*: implicit by
+// type, explicit by type and name, blocked with the string "nil"). All link errors are reported together.
 func resolveLinks(p *plan) error {
+	if err := bindJobs(p); err != nil {
+		return err
+	}
+	providers := consumableProviders(p.groups)
+	var linkErrs []string
+	for _, gp := range p.groups {
+		for _, jp := range gp.jobs {
+			for _, c := range jp.job.Spec.Consumes {
+				if msg := resolveConsumer(p, providers, gp, jp, c); msg != "" {
+					linkErrs = append(linkErrs, linkError(c, jp, gp, msg))
+				}
+			}
+		}
+	}
+	if len(linkErrs) > 0 {
+		return fmt.Errorf("Failed to resolve links from deployment '%s'. See errors below:%s", p.name, strings.Join(linkErrs, ""))
+	}
+	return nil
+}
+
+// bindJobs finds every manifest job in its release and makes its job plan: the property base hash (the job's own
+// properties when the key is present, else global and group merged) and which hook scripts it has.
+func bindJobs(p *plan) error {
 	var errs []error
 	for _, gp := range p.groups {
 		for _, mj := range gp.g.Jobs {
@@ -548,11 +442,13 @@ func resolveLinks(p *plan) error {
 			gp.jobs = append(gp.jobs, jp)
 		}
 	}
-	if len(errs) > 0 {
-		return errors.Join(errs...)
-	}
+	return errors.Join(errs...)
+}
+
+// consumableProviders lists every provided link of the deployment that is not blocked, named by its alias.
+func consumableProviders(groups []*groupPlan) []provider {
 	var providers []provider
-	for _, gp := range p.groups {
+	for _, gp := range groups {
 		for _, jp := range gp.jobs {
 			for _, pd := range jp.job.Spec.Provides {
 				ref := jp.m.Provides[pd.Name]
@@ -563,58 +459,56 @@ func resolveLinks(p *plan) error {
 			}
 		}
 	}
-	var linkErrs []string
-	for _, gp := range p.groups {
-		for _, jp := range gp.jobs {
-			for _, c := range jp.job.Spec.Consumes {
-				ref, explicit := jp.m.Consumes[c.Name]
-				if explicit && ref.Blocked {
-					continue
-				}
-				if explicit && ref.Manual != nil {
-					jp.links[c.Name] = manualLink(ref.Manual)
-					continue
-				}
-				if explicit && ref.Deployment != "" && ref.Deployment != p.name {
-					linkErrs = append(linkErrs, linkError(c, jp, gp, "Cross-deployment links are not supported by the local director"))
-					continue
-				}
-				want := cmp.Or(ref.From, c.Name)
-				var found []provider
-				for _, pr := range providers {
-					if pr.typ == c.Type && (!explicit || pr.name == want) {
-						found = append(found, pr)
-					}
-				}
-				switch {
-				case len(found) == 1:
-					l, err := linkContent(p, found[0])
-					if err != nil {
-						linkErrs = append(linkErrs, linkError(c, jp, gp, err.Error()))
-						continue
-					}
-					jp.links[c.Name] = l
-				case len(found) == 0:
-					if c.Optional && !explicit {
-						continue
-					}
-					linkErrs = append(linkErrs, linkError(c, jp, gp, "No link providers found"))
-				default:
-					var b strings.Builder
-					b.WriteString("Multiple link providers found:")
-					for _, pr := range found {
-						fmt.Fprintf(&b, "\n  - Link provider '%s' with alias '%s' from job '%s' in instance group '%s' in deployment '%s'",
-							pr.spec, pr.name, pr.job.job.Name, pr.group.g.Name, p.name)
-					}
-					linkErrs = append(linkErrs, linkError(c, jp, gp, b.String()))
-				}
-			}
+	return providers
+}
+
+// matchProviders finds the providers a consumer of type typ matches: implicitly by type alone (deployment-wide,
+// no preference for the consumer's own group), explicitly by type and provider name.
+func matchProviders(providers []provider, typ string, explicit bool, name string) []provider {
+	var found []provider
+	for _, pr := range providers {
+		if pr.typ == typ && (!explicit || pr.name == name) {
+			found = append(found, pr)
 		}
 	}
-	if len(linkErrs) > 0 {
-		return fmt.Errorf("Failed to resolve links from deployment '%s'. See errors below:%s", p.name, strings.Join(linkErrs, ""))
+	return found
+}
+
+// resolveConsumer sets one consumer's link on jp, or returns why it cannot be resolved. A blocked consumer gets no
+// link; a manual one is taken literally; an unmatched optional consumer gets none unless it is named explicitly.
+func resolveConsumer(p *plan, providers []provider, gp *groupPlan, jp *jobPlan, c release.LinkDef) string {
+	ref, explicit := jp.m.Consumes[c.Name]
+	switch {
+	case explicit && ref.Blocked:
+		return ""
+	case explicit && ref.Manual != nil:
+		jp.links[c.Name] = manualLink(ref.Manual)
+		return ""
+	case explicit && ref.Deployment != "" && ref.Deployment != p.name:
+		return "Cross-deployment links are not supported by the local director"
 	}
-	return nil
+	found := matchProviders(providers, c.Type, explicit, cmp.Or(ref.From, c.Name))
+	switch {
+	case len(found) == 1:
+		l, err := linkContent(p, found[0])
+		if err != nil {
+			return err.Error()
+		}
+		jp.links[c.Name] = l
+		return ""
+	case len(found) == 0:
+		if c.Optional && !explicit {
+			return ""
+		}
+		return "No link providers found"
+	}
+	var b strings.Builder
+	b.WriteString("Multiple link providers found:")
+	for _, pr := range found {
+		fmt.Fprintf(&b, "\n  - Link provider '%s' with alias '%s' from job '%s' in instance group '%s' in deployment '%s'",
+			pr.spec, pr.name, pr.job.job.Name, pr.group.g.Name, p.name)
+	}
+	return b.String()
 }
 
 func linkError(c release.LinkDef, jp *jobPlan, gp *groupPlan, detail string) string {
@@ -684,7 +578,7 @@ func canonical(s string) string {
 	return strings.Trim(b.String(), "-")
 }
 
-// render renders every job of every instance, gathering all errors into BOSH's nested error (bosh-semantics §5).
+// render renders every job of every instance, gathering all errors into BOSH's nested error (erb.NewDeploymentError).
 func (d *Deployer) render(ctx context.Context, p *plan) error {
 	type work struct {
 		gp *groupPlan

@@ -8,7 +8,6 @@ import (
 	"net/netip"
 	"os"
 	"slices"
-	"sort"
 	"sync"
 
 	"go.uber.org/zap"
@@ -61,7 +60,8 @@ func flatten(pkgs map[string]map[string]*compiledPackage) map[string]*compiledPa
 	return out
 }
 
-// deleteObsolete deletes instances of removed groups and scaled-down instances (bosh-semantics §8).
+// deleteObsolete deletes instances of removed groups and scaled-down instances: pre-stop with every next state
+// `delete` but the deployment's, a shutdown drain with next persistent_disk 0, stop, post-stop, VM and disk gone.
 func (d *Deployer) deleteObsolete(ctx context.Context, out *tasks.Output, p *plan, ds *depState) error {
 	if len(p.obsolete) == 0 {
 		return nil
@@ -84,7 +84,7 @@ func (d *Deployer) deleteInstance(ctx context.Context, inst state.Instance, ds *
 	name := instanceName(inst)
 	if v := d.liveVM(inst); v != nil && inst.Applied != nil {
 		err := d.shutdown(ctx, v, name, jobNamesOf(inst.Applied), inst.DiskSize, 0, false,
-			[]string{"BOSH_VM_NEXT_STATE=delete", "BOSH_INSTANCE_NEXT_STATE=delete", "BOSH_DEPLOYMENT_NEXT_STATE=" + deploymentNext})
+			nextState("delete", "delete", deploymentNext))
 		if err != nil && !force {
 			return err
 		}
@@ -119,7 +119,8 @@ func (d *Deployer) shutdown(ctx context.Context, v *vm.VM, name string, jobs []s
 
 func removeAll(dir string) error { return os.RemoveAll(dir) }
 
-// createMissing creates the VMs of service instances that should have one (bosh-semantics §7 stage 5).
+// createMissing creates the VMs of service instances that should have one, all groups in parallel, before any
+// group is updated (the director's deployment_plan/stages/create_vm_stage.rb).
 func (d *Deployer) createMissing(ctx context.Context, out *tasks.Output, p *plan, ds *depState) error {
 	var missing []*instancePlan
 	for _, gp := range p.groups {
@@ -173,42 +174,27 @@ func addrStrings(as []netip.Addr) []string {
 
 func (ip *instancePlan) stemcellCID() string { return ip.group.stemcell }
 
-// updateGroups updates the service groups in manifest order; consecutive groups with serial: false update
-// together. It reports whether any instance changed.
+// updateGroups updates the service groups in the batches of updateBatches, one batch after another, the groups of
+// a batch in parallel. It reports whether any instance changed.
 func (d *Deployer) updateGroups(ctx context.Context, out *tasks.Output, p *plan, ds *depState, prev map[string]state.Instance, pkgs map[string]*compiledPackage) (bool, error) {
 	var changedAny bool
 	var mu sync.Mutex
-	run := func(batch []*groupPlan) error {
-		return runPool(batch, len(batch), func(gp *groupPlan) error {
+	for _, batch := range updateBatches(p.groups) {
+		err := runPool(batch, len(batch), func(gp *groupPlan) error {
 			changed, err := d.updateGroup(ctx, out, gp, ds, prev, pkgs)
 			mu.Lock()
 			changedAny = changedAny || changed
 			mu.Unlock()
 			return err
 		})
-	}
-	var batch []*groupPlan
-	for _, gp := range p.groups {
-		if gp.g.Lifecycle == manifest.LifecycleErrand {
-			continue
+		if err != nil {
+			return changedAny, err
 		}
-		if gp.g.Update.Serial {
-			if err := run(batch); err != nil {
-				return changedAny, err
-			}
-			batch = nil
-			if err := run([]*groupPlan{gp}); err != nil {
-				return changedAny, err
-			}
-			continue
-		}
-		batch = append(batch, gp)
 	}
-	return changedAny, run(batch)
+	return changedAny, nil
 }
 
-// updateGroup updates the group's changed instances: AZ by AZ (the bootstrap instance's AZ first), canaries in
-// the first AZ, then a sliding window of max_in_flight (bosh-semantics §7).
+// updateGroup updates the group's changed instances in the waves of updateWaves: AZ by AZ, canaries first.
 func (d *Deployer) updateGroup(ctx context.Context, out *tasks.Output, gp *groupPlan, ds *depState, prev map[string]state.Instance, pkgs map[string]*compiledPackage) (bool, error) {
 	var changed []*instancePlan
 	for _, ip := range gp.instances {
@@ -224,51 +210,14 @@ func (d *Deployer) updateGroup(ctx context.Context, out *tasks.Output, gp *group
 	if len(changed) == 0 {
 		return false, nil
 	}
-	bootAZ := ""
-	for _, ip := range gp.instances {
-		if ip.inst.Bootstrap {
-			bootAZ = ip.inst.AZ
-		}
-	}
-	byAZ := map[string][]*instancePlan{}
-	for _, ip := range changed {
-		byAZ[ip.inst.AZ] = append(byAZ[ip.inst.AZ], ip)
-	}
-	azOrder := []string{}
-	if _, ok := byAZ[bootAZ]; ok {
-		azOrder = append(azOrder, bootAZ)
-	}
-	if _, ok := byAZ[""]; ok && bootAZ != "" {
-		azOrder = append(azOrder, "")
-	}
-	for _, az := range slices.Sorted(maps.Keys(byAZ)) {
-		if !slices.Contains(azOrder, az) {
-			azOrder = append(azOrder, az)
-		}
-	}
 	stage := out.Stage("Updating instance", []string{gp.g.Name}, len(changed))
-	for n, az := range azOrder {
-		list := byAZ[az]
-		sort.Slice(list, func(i, j int) bool {
-			if list[i].inst.Bootstrap != list[j].inst.Bootstrap {
-				return list[i].inst.Bootstrap
+	for _, w := range updateWaves(changed, bootstrapAZ(gp.instances), gp.g.Update) {
+		err := runPool(w.instances, w.width, func(ip *instancePlan) error {
+			name := ip.name()
+			if w.canary {
+				name += " (canary)"
 			}
-			return list[i].inst.ID < list[j].inst.ID
-		})
-		width := max(gp.g.Update.MaxInFlight.Of(len(list)), 1)
-		rest := list
-		if n == 0 {
-			canaries := min(gp.g.Update.Canaries.Of(len(list)), len(list))
-			err := runPool(list[:canaries], width, func(ip *instancePlan) error {
-				return stage.Step(ip.name()+" (canary)", func() error { return d.updateInstance(ctx, ip, prev, pkgs, ds, true) })
-			})
-			if err != nil {
-				return true, err
-			}
-			rest = list[canaries:]
-		}
-		err := runPool(rest, width, func(ip *instancePlan) error {
-			return stage.Step(ip.name(), func() error { return d.updateInstance(ctx, ip, prev, pkgs, ds, false) })
+			return stage.Step(name, func() error { return d.updateInstance(ctx, ip, prev, pkgs, ds, w.canary) })
 		})
 		if err != nil {
 			return true, err
@@ -321,116 +270,48 @@ func (d *Deployer) needsUpdate(ip *instancePlan, prev *state.Instance, pkgs map[
 		prev == nil || prev.State != "started"
 }
 
-// updateInstance brings one instance to its desired state (bosh-semantics §7 per-instance order).
+// instanceUpdate is what updating one instance knows before it starts: its name, the jobs it runs now (their
+// hooks run before the stop) and whether they are running (only then are they shut down first).
+type instanceUpdate struct {
+	name       string
+	oldJobs    []string
+	wasRunning bool
+	skipDrain  bool
+}
+
+// nextState is the pre-stop environment: what happens to the VM, the instance and the deployment ("keep" or
+// "delete" each).
+func nextState(vmNext, instanceNext, deploymentNext string) []string {
+	return []string{"BOSH_VM_NEXT_STATE=" + vmNext, "BOSH_INSTANCE_NEXT_STATE=" + instanceNext, "BOSH_DEPLOYMENT_NEXT_STATE=" + deploymentNext}
+}
+
+// updateInstance brings one instance to its desired state in the director's per-instance order
+// (instance_updater.rb, stopper.rb, starter.rb): pre-stop, drain, stop, post-stop, VM and disk, apply, pre-start,
+// start, wait for running, post-start. A detached or stopped instance only goes down.
 func (d *Deployer) updateInstance(ctx context.Context, ip *instancePlan, prevAll map[string]state.Instance, pkgs map[string]*compiledPackage, ds *depState, canary bool) error {
-	name := ip.name()
 	prev, hadPrev := prevAll[ip.inst.ID]
-	wasRunning := hadPrev && prev.State == "started" && ip.inst.Applied != nil
+	u := instanceUpdate{name: ip.name(), wasRunning: hadPrev && prev.State == "started" && ip.inst.Applied != nil, skipDrain: ip.override.skipDrain}
+	if ip.inst.Applied != nil {
+		u.oldJobs = jobNamesOf(ip.inst.Applied)
+	}
 	ip.inst.Dirty = true
 	if err := ds.put(ip.inst); err != nil {
 		return err
 	}
 	v := d.liveVM(ip.inst)
-	var oldJobs []string
-	if ip.inst.Applied != nil {
-		oldJobs = jobNamesOf(ip.inst.Applied)
-	}
-	skipDrain := ip.override.skipDrain
 	switch ip.inst.State {
 	case "detached":
-		if v != nil {
-			if wasRunning {
-				if err := d.shutdown(ctx, v, name, oldJobs, ip.inst.DiskSize, ip.group.diskSize, skipDrain,
-					[]string{"BOSH_VM_NEXT_STATE=delete", "BOSH_INSTANCE_NEXT_STATE=keep", "BOSH_DEPLOYMENT_NEXT_STATE=keep"}); err != nil {
-					return err
-				}
-			}
-			if err := d.deleteVM(ctx, &ip.inst); err != nil {
-				return err
-			}
-		}
-		ip.inst.Dirty = false
-		return ds.put(ip.inst)
+		return d.detachInstance(ctx, ip, v, u, ds)
 	case "stopped":
-		if v == nil {
-			ip.inst.Dirty = false
-			return ds.put(ip.inst)
-		}
-		if wasRunning {
-			if err := d.shutdown(ctx, v, name, oldJobs, ip.inst.DiskSize, ip.group.diskSize, skipDrain,
-				[]string{"BOSH_VM_NEXT_STATE=keep", "BOSH_INSTANCE_NEXT_STATE=keep", "BOSH_DEPLOYMENT_NEXT_STATE=keep"}); err != nil {
-				return err
-			}
-		} else if ip.inst.Applied == nil {
-			if err := d.apply(ctx, v, ip, pkgs); err != nil {
-				return err
-			}
-			ip.inst.Applied = ip.desiredApplied(pkgs)
-			if err := d.stop(ctx, v, name); err != nil {
-				return err
-			}
-		}
-		ip.inst.Dirty = false
-		return ds.put(ip.inst)
+		return d.stopInstance(ctx, ip, v, u, ds, pkgs)
 	}
-	if v == nil {
-		var err error
-		if v, err = d.createVMFor(ctx, ip); err != nil {
-			return err
-		}
-		if err := ds.put(ip.inst); err != nil {
-			return err
-		}
-		wasRunning = false
-	}
-	if d.needsRecreate(ip) {
-		if wasRunning {
-			if err := d.shutdown(ctx, v, name, oldJobs, ip.inst.DiskSize, ip.group.diskSize, skipDrain,
-				[]string{"BOSH_VM_NEXT_STATE=delete", "BOSH_INSTANCE_NEXT_STATE=keep", "BOSH_DEPLOYMENT_NEXT_STATE=keep"}); err != nil {
-				return err
-			}
-		}
-		if err := d.deleteVM(ctx, &ip.inst); err != nil {
-			return err
-		}
-		if ip.group.diskSize == 0 && ip.inst.DiskCID != "" {
-			_ = removeAll(d.diskDir(ip.inst.DiskCID))
-			ip.inst.DiskCID = ""
-		}
-		var err error
-		if v, err = d.createVMFor(ctx, ip); err != nil {
-			return err
-		}
-		if err := ds.put(ip.inst); err != nil {
-			return err
-		}
-		wasRunning = false
+	v, err := d.ensureVM(ctx, ip, v, &u, ds)
+	if err != nil {
+		return err
 	}
 	want := ip.desiredApplied(pkgs)
-	if wasRunning && v != nil {
-		if !skipDrain {
-			if err := d.runHook(ctx, v, name, oldJobs, "pre-stop",
-				[]string{"BOSH_VM_NEXT_STATE=keep", "BOSH_INSTANCE_NEXT_STATE=keep", "BOSH_DEPLOYMENT_NEXT_STATE=keep"}); err != nil {
-				return err
-			}
-			da := drainArgs{diskNow: ip.inst.DiskSize, diskNext: ip.group.diskSize}
-			if ip.inst.DiskSize != ip.group.diskSize {
-				da.args = []string{"job_shutdown", "hash_unchanged"}
-			} else {
-				hash := "hash_unchanged"
-				if ip.inst.Applied.ConfigHash != want.ConfigHash {
-					hash = "hash_changed"
-				}
-				da.args = append([]string{"job_changed", hash}, changedPackages(ip.inst.Applied, want)...)
-			}
-			if err := d.drain(ctx, v, name, oldJobs, da); err != nil {
-				return err
-			}
-		}
-		if err := d.stop(ctx, v, name); err != nil {
-			return err
-		}
-		if err := d.runHook(ctx, v, name, oldJobs, "post-stop", nil); err != nil {
+	if u.wasRunning {
+		if err := d.stopForUpdate(ctx, v, ip, u, want); err != nil {
 			return err
 		}
 	}
@@ -442,7 +323,132 @@ func (d *Deployer) updateInstance(ctx context.Context, ip *instancePlan, prevAll
 	if err := ds.put(ip.inst); err != nil {
 		return err
 	}
-	jobs := ip.jobNames()
+	if err := d.startInstance(ctx, v, ip, canary); err != nil {
+		return err
+	}
+	ip.inst.Dirty = false
+	d.log.Info("instance updated", zap.String("instance", u.name), zap.Bool("canary", canary), zap.String("reason", "instance changed"))
+	return ds.put(ip.inst)
+}
+
+// detachInstance is `stop --hard`: a running instance is shut down, then its VM deleted; the disk is kept.
+func (d *Deployer) detachInstance(ctx context.Context, ip *instancePlan, v *vm.VM, u instanceUpdate, ds *depState) error {
+	if v != nil {
+		if u.wasRunning {
+			if err := d.shutdown(ctx, v, u.name, u.oldJobs, ip.inst.DiskSize, ip.group.diskSize, u.skipDrain, nextState("delete", "keep", "keep")); err != nil {
+				return err
+			}
+		}
+		if err := d.deleteVM(ctx, &ip.inst); err != nil {
+			return err
+		}
+	}
+	ip.inst.Dirty = false
+	return ds.put(ip.inst)
+}
+
+// stopInstance is `stop`: a running instance is shut down and keeps its VM. An instance that never had its jobs
+// applied gets them (so a later start has them) and is stopped at once.
+func (d *Deployer) stopInstance(ctx context.Context, ip *instancePlan, v *vm.VM, u instanceUpdate, ds *depState, pkgs map[string]*compiledPackage) error {
+	if v == nil {
+		ip.inst.Dirty = false
+		return ds.put(ip.inst)
+	}
+	if u.wasRunning {
+		if err := d.shutdown(ctx, v, u.name, u.oldJobs, ip.inst.DiskSize, ip.group.diskSize, u.skipDrain, nextState("keep", "keep", "keep")); err != nil {
+			return err
+		}
+	} else if ip.inst.Applied == nil {
+		if err := d.apply(ctx, v, ip, pkgs); err != nil {
+			return err
+		}
+		ip.inst.Applied = ip.desiredApplied(pkgs)
+		if err := d.stop(ctx, v, u.name); err != nil {
+			return err
+		}
+	}
+	ip.inst.Dirty = false
+	return ds.put(ip.inst)
+}
+
+// ensureVM returns the VM to apply to: a new one when the instance has none, a replacement (after shutting the
+// old one down) when it must be recreated. A new VM runs nothing, so u.wasRunning is cleared.
+func (d *Deployer) ensureVM(ctx context.Context, ip *instancePlan, v *vm.VM, u *instanceUpdate, ds *depState) (*vm.VM, error) {
+	if v == nil {
+		var err error
+		if v, err = d.createVMFor(ctx, ip); err != nil {
+			return nil, err
+		}
+		if err := ds.put(ip.inst); err != nil {
+			return nil, err
+		}
+		u.wasRunning = false
+	}
+	if !d.needsRecreate(ip) {
+		return v, nil
+	}
+	if u.wasRunning {
+		if err := d.shutdown(ctx, v, u.name, u.oldJobs, ip.inst.DiskSize, ip.group.diskSize, u.skipDrain, nextState("delete", "keep", "keep")); err != nil {
+			return nil, err
+		}
+	}
+	if err := d.deleteVM(ctx, &ip.inst); err != nil {
+		return nil, err
+	}
+	if ip.group.diskSize == 0 && ip.inst.DiskCID != "" {
+		_ = removeAll(d.diskDir(ip.inst.DiskCID))
+		ip.inst.DiskCID = ""
+	}
+	v, err := d.createVMFor(ctx, ip)
+	if err != nil {
+		return nil, err
+	}
+	if err := ds.put(ip.inst); err != nil {
+		return nil, err
+	}
+	u.wasRunning = false
+	return v, nil
+}
+
+// stopForUpdate takes a running instance down for an update in place: pre-stop and drain (unless skip_drain),
+// monit stop, post-stop.
+func (d *Deployer) stopForUpdate(ctx context.Context, v *vm.VM, ip *instancePlan, u instanceUpdate, want *state.Applied) error {
+	if !u.skipDrain {
+		if err := d.runHook(ctx, v, u.name, u.oldJobs, "pre-stop", nextState("keep", "keep", "keep")); err != nil {
+			return err
+		}
+		if err := d.drain(ctx, v, u.name, u.oldJobs, updateDrainArgs(ip.inst.Applied, want, ip.inst.DiskSize, ip.group.diskSize)); err != nil {
+			return err
+		}
+	}
+	if err := d.stop(ctx, v, u.name); err != nil {
+		return err
+	}
+	return d.runHook(ctx, v, u.name, u.oldJobs, "post-stop", nil)
+}
+
+// updateDrainArgs decides the drain of an update in place, as the agent does: a persistent disk change makes it
+// a shutdown drain (`job_shutdown hash_unchanged`); otherwise `job_changed`, hash_changed or hash_unchanged
+// (comparing configuration hashes), then the sorted names of added or changed packages. The agent never sends
+// job_unchanged. BOSH_JOB_STATE / BOSH_JOB_NEXT_STATE carry the current and the next disk size.
+func updateDrainArgs(applied, want *state.Applied, diskNow, diskNext int) drainArgs {
+	da := drainArgs{diskNow: diskNow, diskNext: diskNext}
+	if diskNow != diskNext {
+		da.args = []string{"job_shutdown", "hash_unchanged"}
+		return da
+	}
+	hash := "hash_unchanged"
+	if applied.ConfigHash != want.ConfigHash {
+		hash = "hash_changed"
+	}
+	da.args = append([]string{"job_changed", hash}, changedPackages(applied, want)...)
+	return da
+}
+
+// startInstance runs pre-start, starts the jobs, waits for running within the canary or update watch time and
+// runs post-start.
+func (d *Deployer) startInstance(ctx context.Context, v *vm.VM, ip *instancePlan, canary bool) error {
+	name, jobs := ip.name(), ip.jobNames()
 	if err := d.runHook(ctx, v, name, jobs, "pre-start", nil); err != nil {
 		return err
 	}
@@ -456,12 +462,7 @@ func (d *Deployer) updateInstance(ctx context.Context, ip *instancePlan, prevAll
 	if err := d.waitRunning(ctx, v, name, watch.Min, watch.Max); err != nil {
 		return err
 	}
-	if err := d.runHook(ctx, v, name, jobs, "post-start", nil); err != nil {
-		return err
-	}
-	ip.inst.Dirty = false
-	d.log.Info("instance updated", zap.String("instance", name), zap.Bool("canary", canary), zap.String("reason", "instance changed"))
-	return ds.put(ip.inst)
+	return d.runHook(ctx, v, name, jobs, "post-start", nil)
 }
 
 func jobNamesOf(a *state.Applied) []string {

@@ -12,7 +12,9 @@ import (
 	"github.com/etcd-release/etcd-release/src/releasetools/release"
 )
 
-// CloudConfig is the part of a cloud config the local director uses (bosh-semantics §2).
+// CloudConfig is the part of a cloud config the local director uses; the director parses the same keys in
+// cloudfoundry/bosh src/bosh-director/lib/bosh/director/deployment_plan/cloud_manifest_parser.rb and
+// manual_network_subnet.rb.
 type CloudConfig struct {
 	AZs       []string
 	VMTypes   []string
@@ -100,34 +102,15 @@ func ParseCloudConfig(data []byte) (*CloudConfig, error) {
 	}
 	p := &parser{}
 	c := &CloudConfig{DiskTypes: map[string]int{}}
-	names := func(key string) []string {
-		var out []string
-		seen := map[string]bool{}
-		for i, e := range p.list(raw, key, "cloud config") {
-			m, ok := e.(map[string]any)
-			if !ok {
-				p.errorf("cloud config %s[%d]: must be a hash", key, i)
-				continue
-			}
-			n := p.str(m, "name", fmt.Sprintf("cloud config %s[%d]", key, i), true)
-			if seen[n] {
-				p.errorf("cloud config %s: duplicate name '%s'", key, n)
-			}
-			seen[n] = true
-			out = append(out, n)
-			if key == "disk_types" {
-				size, _ := m["disk_size"].(int)
-				if size <= 0 {
-					p.errorf("cloud config disk_types '%s': 'disk_size' must be a positive integer (MB)", n)
-				}
-				c.DiskTypes[n] = size
-			}
+	c.AZs = p.names(raw, "azs", nil)
+	c.VMTypes = p.names(raw, "vm_types", nil)
+	p.names(raw, "disk_types", func(name string, m map[string]any) {
+		size, _ := m["disk_size"].(int)
+		if size <= 0 {
+			p.errorf("cloud config disk_types '%s': 'disk_size' must be a positive integer (MB)", name)
 		}
-		return out
-	}
-	c.AZs = names("azs")
-	c.VMTypes = names("vm_types")
-	names("disk_types")
+		c.DiskTypes[name] = size
+	})
 	nets := p.list(raw, "networks", "cloud config")
 	if len(nets) == 0 {
 		p.errorf("cloud config: 'networks' is required and must not be empty")
@@ -139,38 +122,66 @@ func ParseCloudConfig(data []byte) (*CloudConfig, error) {
 			p.errorf("cloud config networks[%d]: must be a hash", i)
 			continue
 		}
-		where := fmt.Sprintf("cloud config networks[%d]", i)
-		nw := &CloudNetwork{Name: p.str(m, "name", where, true), Type: p.str(m, "type", where, false)}
-		if nw.Type == "" {
-			nw.Type = "manual"
-		}
-		if seen[nw.Name] {
-			p.errorf("cloud config networks: duplicate name '%s'", nw.Name)
-		}
-		seen[nw.Name] = true
-		where = fmt.Sprintf("cloud config network '%s'", nw.Name)
-		if nw.Type != "manual" {
-			p.errorf("%s: type '%s' is not supported by the local director (manual networks only)", where, nw.Type)
-		}
-		for j, s := range p.list(m, "subnets", where) {
-			sm, ok := s.(map[string]any)
-			if !ok {
-				p.errorf("%s subnets[%d]: must be a hash", where, j)
-				continue
-			}
-			if sn := p.subnet(sm, fmt.Sprintf("%s subnets[%d]", where, j), c.AZs); sn != nil {
-				nw.Subnets = append(nw.Subnets, sn)
-			}
-		}
-		if len(nw.Subnets) == 0 {
-			p.errorf("%s: needs at least one subnet", where)
-		}
-		c.Networks = append(c.Networks, nw)
+		c.Networks = append(c.Networks, p.cloudNetwork(m, fmt.Sprintf("cloud config networks[%d]", i), c.AZs, seen))
 	}
 	if err := errors.Join(p.errs...); err != nil {
 		return nil, fmt.Errorf("invalid cloud config: %w", err)
 	}
 	return c, nil
+}
+
+// names parses a list of named entries (azs, vm_types, disk_types): every entry a hash with a unique name. each,
+// if set, sees every named entry.
+func (p *parser) names(raw map[string]any, key string, each func(name string, m map[string]any)) []string {
+	var out []string
+	seen := map[string]bool{}
+	for i, e := range p.list(raw, key, "cloud config") {
+		m, ok := e.(map[string]any)
+		if !ok {
+			p.errorf("cloud config %s[%d]: must be a hash", key, i)
+			continue
+		}
+		n := p.str(m, "name", fmt.Sprintf("cloud config %s[%d]", key, i), true)
+		if seen[n] {
+			p.errorf("cloud config %s: duplicate name '%s'", key, n)
+		}
+		seen[n] = true
+		out = append(out, n)
+		if each != nil {
+			each(n, m)
+		}
+	}
+	return out
+}
+
+// cloudNetwork parses one network: a unique name, type manual (the only one supported here) and its subnets.
+func (p *parser) cloudNetwork(m map[string]any, where string, azs []string, seen map[string]bool) *CloudNetwork {
+	nw := &CloudNetwork{Name: p.str(m, "name", where, true), Type: p.str(m, "type", where, false)}
+	if nw.Type == "" {
+		nw.Type = "manual"
+	}
+	if seen[nw.Name] {
+		p.errorf("cloud config networks: duplicate name '%s'", nw.Name)
+	}
+	seen[nw.Name] = true
+	where = fmt.Sprintf("cloud config network '%s'", nw.Name)
+	if nw.Type != "manual" {
+		p.errorf("%s: type '%s' is not supported by the local director (manual networks only)", where, nw.Type)
+	}
+	for j, s := range p.list(m, "subnets", where) {
+		sm, ok := s.(map[string]any)
+		if !ok {
+			p.errorf("%s subnets[%d]: must be a hash", where, j)
+			continue
+		}
+		if sn := p.subnet(sm, fmt.Sprintf("%s subnets[%d]", where, j), azs); sn != nil {
+			nw.Subnets = append(nw.Subnets, sn)
+		}
+	}
+	if len(nw.Subnets) == 0 {
+		p.errorf("%s: needs at least one subnet", where)
+	}
+	return nw
 }
 
 func (p *parser) subnet(m map[string]any, where string, azs []string) *Subnet {

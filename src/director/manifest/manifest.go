@@ -1,5 +1,7 @@
 // Package manifest parses what a deploy is made of — the deployment manifest v2 and the cloud config — into typed
-// values, checking the rules of bosh-semantics §1–§2 up front so that a bad manifest fails before the director
+// values, checking the rules the BOSH director applies (cloudfoundry/bosh src/bosh-director/lib/bosh/director/
+// deployment_plan/instance_group_spec_parser.rb, update_config.rb, cloud_manifest_parser.rb) up front so that a
+// bad manifest fails before the director
 // touches a VM, with messages that name the key (instance_groups[1].networks: ...).
 //
 // Properties stay untyped (map[string]any): the job specs decide what they mean (src/releasetools/erb resolves them). Keys the
@@ -104,7 +106,8 @@ type Job struct {
 	Name    string
 	Release string
 	// Properties is the job-level properties hash; HasProperties tells whether the key was present (even `{}`),
-	// which makes it replace the global and group properties entirely (bosh-semantics §3).
+	// which makes it replace the global and group properties entirely (the director's
+	// deployment_plan/instance_group_spec_parser.rb#parse_jobs).
 	Properties    map[string]any
 	HasProperties bool
 	// Consumes and Provides map a link name to its manifest entry.
@@ -363,6 +366,17 @@ func (p *parser) group(m map[string]any, where string, d *Deployment) *InstanceG
 	if g.Name != "" {
 		where = fmt.Sprintf("instance_groups '%s'", g.Name)
 	}
+	p.groupShape(m, where, g, d)
+	p.groupDisk(m, where, g)
+	g.Properties = p.hash(m, "properties", where)
+	p.groupNetworks(m, where, g)
+	p.groupJobs(m, where, g, d)
+	g.Update = p.update(p.hash(m, "update", where), d.Update, where+".update", false)
+	return g
+}
+
+// groupShape parses instances, azs, vm_type/vm_resources, stemcell and lifecycle.
+func (p *parser) groupShape(m map[string]any, where string, g *InstanceGroup, d *Deployment) {
 	switch v := m["instances"].(type) {
 	case int:
 		if v < 0 {
@@ -401,6 +415,10 @@ func (p *parser) group(m map[string]any, where string, d *Deployment) *InstanceG
 		}
 		g.Lifecycle = lc
 	}
+}
+
+// groupDisk parses the group's persistent disk: at most one of persistent_disk (MB) and persistent_disk_type.
+func (p *parser) groupDisk(m map[string]any, where string, g *InstanceGroup) {
 	disks := 0
 	if v, ok := m["persistent_disk"]; ok {
 		disks++
@@ -421,7 +439,10 @@ func (p *parser) group(m map[string]any, where string, d *Deployment) *InstanceG
 	if disks > 1 {
 		p.errorf("%s: only one of 'persistent_disk', 'persistent_disk_type' and 'persistent_disks' may be given", where)
 	}
-	g.Properties = p.hash(m, "properties", where)
+}
+
+// groupNetworks parses networks; with several, exactly one must be the default for dns and for gateway.
+func (p *parser) groupNetworks(m map[string]any, where string, g *InstanceGroup) {
 	nets := p.list(m, "networks", where)
 	if len(nets) == 0 {
 		p.errorf("%s: 'networks' is required and needs at least one entry", where)
@@ -450,6 +471,10 @@ func (p *parser) group(m map[string]any, where string, d *Deployment) *InstanceG
 			}
 		}
 	}
+}
+
+// groupJobs parses the group's jobs: required, each once, each from a listed release.
+func (p *parser) groupJobs(m map[string]any, where string, g *InstanceGroup, d *Deployment) {
 	if _, ok := m["jobs"]; !ok {
 		p.errorf("%s: 'jobs' is required", where)
 	}
@@ -464,34 +489,36 @@ func (p *parser) group(m map[string]any, where string, d *Deployment) *InstanceG
 			p.errorf("%s: jobs[%d] must be a hash", where, i)
 			continue
 		}
-		jw := fmt.Sprintf("%s jobs[%d]", where, i)
-		job := &Job{Name: p.str(jm, "name", jw, true), Release: p.str(jm, "release", jw, true)}
-		if job.Name != "" {
-			jw = fmt.Sprintf("%s job '%s'", where, job.Name)
-		}
-		if seen[job.Name] {
-			p.errorf("%s: job '%s' is listed twice", where, job.Name)
-		}
-		seen[job.Name] = true
-		if job.Release != "" && !releases[job.Release] {
-			p.errorf("%s: release '%s' is not listed in 'releases'", jw, job.Release)
-		}
-		if _, ok := jm["properties"]; ok {
-			job.HasProperties = true
-			job.Properties = p.hash(jm, "properties", jw)
-			if job.Properties == nil {
-				job.Properties = map[string]any{}
-			}
-		}
-		job.Consumes = p.links(jm, "consumes", jw)
-		job.Provides = p.links(jm, "provides", jw)
-		if _, ok := jm["custom_provider_definitions"]; ok {
-			p.errorf("%s: 'custom_provider_definitions' is not supported by the local director", jw)
-		}
-		g.Jobs = append(g.Jobs, job)
+		g.Jobs = append(g.Jobs, p.job(jm, fmt.Sprintf("%s jobs[%d]", where, i), where, releases, seen))
 	}
-	g.Update = p.update(p.hash(m, "update", where), d.Update, where+".update", false)
-	return g
+}
+
+// job parses one job entry of a group; jw names it in errors, seen catches a job listed twice.
+func (p *parser) job(jm map[string]any, jw, where string, releases, seen map[string]bool) *Job {
+	job := &Job{Name: p.str(jm, "name", jw, true), Release: p.str(jm, "release", jw, true)}
+	if job.Name != "" {
+		jw = fmt.Sprintf("%s job '%s'", where, job.Name)
+	}
+	if seen[job.Name] {
+		p.errorf("%s: job '%s' is listed twice", where, job.Name)
+	}
+	seen[job.Name] = true
+	if job.Release != "" && !releases[job.Release] {
+		p.errorf("%s: release '%s' is not listed in 'releases'", jw, job.Release)
+	}
+	if _, ok := jm["properties"]; ok {
+		job.HasProperties = true
+		job.Properties = p.hash(jm, "properties", jw)
+		if job.Properties == nil {
+			job.Properties = map[string]any{}
+		}
+	}
+	job.Consumes = p.links(jm, "consumes", jw)
+	job.Provides = p.links(jm, "provides", jw)
+	if _, ok := jm["custom_provider_definitions"]; ok {
+		p.errorf("%s: 'custom_provider_definitions' is not supported by the local director", jw)
+	}
+	return job
 }
 
 func (p *parser) links(jm map[string]any, key, where string) map[string]LinkRef {

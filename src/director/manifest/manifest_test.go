@@ -101,3 +101,65 @@ func TestCloudConfigDNS(t *testing.T) {
 	require.ErrorContains(t, err, `cloud config network 'n' subnets[0]: 'dns[2]' "fd00::53" must be an IPv4 address`)
 	require.NotContains(t, err.Error(), "dns[0]")
 }
+
+// TestInstanceGroupRules: each group rule, one manifest per rule, and the message naming the key.
+func TestInstanceGroupRules(t *testing.T) {
+	const head = "name: d\nreleases: [{name: r, version: 1}]\nstemcells: [{alias: s, os: ubuntu-jammy, version: latest}]\n" +
+		"update: {canaries: 1, max_in_flight: 1, canary_watch_time: 1000, update_watch_time: 1000}\ninstance_groups:\n"
+	const ok = "- name: g\n  instances: 1\n  vm_type: v\n  stemcell: s\n  networks: [{name: n}]\n  jobs: [{name: j, release: r}]\n"
+	for _, tc := range []struct{ name, group, want string }{
+		{"valid", ok, ""},
+		{"negative instances", "- name: g\n  instances: -1\n  vm_type: v\n  stemcell: s\n  networks: [{name: n}]\n  jobs: []\n", "'instances' must not be negative"},
+		{"missing instances", "- name: g\n  vm_type: v\n  stemcell: s\n  networks: [{name: n}]\n  jobs: []\n", "'instances' is required"},
+		{"empty azs", ok + "  azs: []\n", "'azs' must not be empty when present"},
+		{"both vm_type and vm_resources", ok + "  vm_resources: {cpu: 1}\n", "exactly one of 'vm_type' or 'vm_resources'"},
+		{"bad lifecycle", ok + "  lifecycle: batch\n", "'lifecycle' must be 'service' or 'errand', got 'batch'"},
+		{"negative disk", ok + "  persistent_disk: -5\n", "'persistent_disk' must be a non-negative integer (MB)"},
+		{"two disk keys", ok + "  persistent_disk: 5\n  persistent_disk_type: small\n", "only one of 'persistent_disk', 'persistent_disk_type' and 'persistent_disks'"},
+		{"multiple disks", ok + "  persistent_disks: [{name: a}]\n", "'persistent_disks' (multiple disks) is not supported"},
+		{"several networks without defaults", "- name: g\n  instances: 1\n  vm_type: v\n  stemcell: s\n  networks: [{name: a}, {name: b}]\n  jobs: []\n",
+			"with several networks exactly one must be the default for 'dns'"},
+		{"several networks with defaults", "- name: g\n  instances: 1\n  vm_type: v\n  stemcell: s\n  networks: [{name: a, default: [dns, gateway]}, {name: b}]\n  jobs: []\n", ""},
+		{"network not a hash", "- name: g\n  instances: 1\n  vm_type: v\n  stemcell: s\n  networks: [n]\n  jobs: []\n", "networks[0] must be a hash"},
+		{"jobs missing", "- name: g\n  instances: 1\n  vm_type: v\n  stemcell: s\n  networks: [{name: n}]\n", "'jobs' is required"},
+		{"custom providers", "- name: g\n  instances: 1\n  vm_type: v\n  stemcell: s\n  networks: [{name: n}]\n  jobs: [{name: j, release: r, custom_provider_definitions: []}]\n",
+			"instance_groups 'g' job 'j': 'custom_provider_definitions' is not supported"},
+		{"unnamed job", "- name: g\n  instances: 1\n  vm_type: v\n  stemcell: s\n  networks: [{name: n}]\n  jobs: [{release: r}]\n", "instance_groups 'g' jobs[0]: 'name' is required"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			d, err := ParseDeployment([]byte(head + tc.group))
+			if tc.want == "" {
+				require.NoError(t, err)
+				require.Len(t, d.InstanceGroups, 1)
+				return
+			}
+			require.ErrorContains(t, err, tc.want)
+		})
+	}
+}
+
+func TestCloudConfigRules(t *testing.T) {
+	const net = "networks: [{name: n, subnets: [{range: 10.0.0.0/24, gateway: 10.0.0.1}]}]\n"
+	for _, tc := range []struct{ name, doc, want string }{
+		{"valid", "azs: [{name: z1}]\nvm_types: [{name: v}]\ndisk_types: [{name: small, disk_size: 1024}]\n" + net, ""},
+		{"duplicate az", "azs: [{name: z1}, {name: z1}]\n" + net, "cloud config azs: duplicate name 'z1'"},
+		{"unnamed vm type", "vm_types: [{cloud_properties: {}}]\n" + net, "cloud config vm_types[0]: 'name' is required"},
+		{"entry not a hash", "vm_types: [v]\n" + net, "cloud config vm_types[0]: must be a hash"},
+		{"disk type without size", "disk_types: [{name: small}]\n" + net, "cloud config disk_types 'small': 'disk_size' must be a positive integer (MB)"},
+		{"no networks", "azs: [{name: z1}]\n", "cloud config: 'networks' is required and must not be empty"},
+		{"duplicate network", "networks: [{name: n, subnets: [{range: 10.0.0.0/24, gateway: 10.0.0.1}]}, {name: n, subnets: [{range: 10.0.1.0/24, gateway: 10.0.1.1}]}]\n",
+			"cloud config networks: duplicate name 'n'"},
+		{"network without subnets", "networks: [{name: n}]\n", "cloud config network 'n': needs at least one subnet"},
+		{"subnet not a hash", "networks: [{name: n, subnets: [x]}]\n", "cloud config network 'n' subnets[0]: must be a hash"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c, err := ParseCloudConfig([]byte(tc.doc))
+			if tc.want == "" {
+				require.NoError(t, err)
+				require.Equal(t, map[string]int{"small": 1024}, c.DiskTypes)
+				return
+			}
+			require.ErrorContains(t, err, tc.want)
+		})
+	}
+}

@@ -85,7 +85,8 @@ type Instance struct {
 	Dirty bool `json:"dirty,omitempty"`
 }
 
-// Applied is what the director last applied to an instance's VM: the change detection of bosh-semantics §7.
+// Applied is what the director last applied to an instance's VM: what change detection compares (the director's
+// deployment_plan/instance_plan.rb#changes).
 type Applied struct {
 	// Jobs are "name/version" in group order.
 	Jobs []string `json:"jobs"`

@@ -34,7 +34,8 @@
 // orphans. PID 1 of a PID namespace ignores signals it does not handle, so a VM is ended by SIGKILL to its
 // init, which makes the kernel kill every process of the VM at once.
 //
-// The /var/vcap layout follows bosh-semantics §10: bosh/{bin,etc,log}, monit/{job,monit.user},
+// The /var/vcap layout follows the agent's (cloudfoundry/bosh-agent settings/directories/directories_provider.go,
+// platform/linux_platform.go): bosh/{bin,etc,log}, monit/{job,monit.user},
 // jobs, packages, data/{jobs,packages,compile,sys,tmp,blobs}, sys -> data/sys, store, instance. The
 // layout is created on the host side before boot, so the director can fill jobs and packages through
 // VM.HostPath without entering the VM. Symlinks it creates inside the data dir should be relative
@@ -62,7 +63,8 @@
 // keywords cannot appear). The Monit client reaches it the way the BOSH agent does, over HTTP, from a
 // socket created inside the VM's namespace (an OS thread joins the namespace just for socket creation).
 // Actions are POSTed with monit's double-submit CSRF token. Status comes from `_status2?format=xml` and is
-// mapped onto BOSH process states and job_state (bosh-semantics §11), counting only group vcap.
+// mapped onto BOSH process states and job_state (as the agent's jobsupervisor/monit_job_supervisor.go does),
+// counting only group vcap.
 //
 // Services start only when asked: the control file says `set onreboot nostart`, so services that appear
 // through Reload stay unmonitored until Start/StartAll; a new VM whose data dir already holds job monit

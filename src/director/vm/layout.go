@@ -10,7 +10,8 @@ import (
 	"time"
 )
 
-// Paths inside a VM (bosh-semantics §10).
+// Paths inside a VM, as the BOSH agent lays them out (cloudfoundry/bosh-agent
+// settings/directories/directories_provider.go).
 const (
 	VcapRoot       = "/var/vcap"
 	MonitRC        = "/var/vcap/bosh/etc/monitrc"

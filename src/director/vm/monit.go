@@ -16,9 +16,13 @@ import (
 	"time"
 
 	"go.uber.org/zap"
+
+	"github.com/etcd-release/etcd-release/src/etcd_ctl/retry"
 )
 
-// Process states as BOSH reports them (`bosh instances --ps`), bosh-semantics §11.
+// Process states as BOSH reports them (`bosh instances --ps`), mapped from monit's XML as the agent does in
+// cloudfoundry/bosh-agent jobsupervisor/monit_job_supervisor.go: monitor 0 unknown, monitor 2 starting, status 0
+// running, anything else failing.
 const (
 	ProcessRunning  = "running"
 	ProcessStarting = "starting"
@@ -26,7 +30,7 @@ const (
 	ProcessUnknown  = "unknown"
 )
 
-// Job states (the instance's "Process State"), bosh-semantics §11.
+// Job states (the instance's "Process State"), decided as in the agent's jobsupervisor/monit_job_supervisor.go.
 const (
 	JobRunning  = "running"
 	JobStarting = "starting"
@@ -76,7 +80,8 @@ type MonitStatus struct {
 }
 
 // Monit talks to the monit inside one VM through its HTTP interface, reached from inside the VM's
-// network namespace, the way the BOSH agent does (bosh-semantics §11).
+// network namespace, the way the BOSH agent does (cloudfoundry/bosh-agent jobsupervisor/monit/*: basic auth from
+// monit.user, POST /<service> action=..., GET /_status2?format=xml).
 type Monit struct {
 	vm       *VM
 	password string
@@ -140,7 +145,9 @@ func (m *Monit) JobState(ctx context.Context) (string, []ProcessStatus) {
 	return jobState(m.stoppedMarkerExists(), procs), procs
 }
 
-// jobState applies bosh-semantics §11 to a reachable monit.
+// jobState decides the instance's job_state from a reachable monit, in the agent's order: stopped if the marker
+// exists, else starting if any service starts, else failing if any is unmonitored or not running, else running
+// (which includes no services at all).
 func jobState(stopped bool, procs []ProcessStatus) string {
 	if stopped {
 		return JobStopped
@@ -234,43 +241,38 @@ func (m *Monit) StopAll(ctx context.Context) error {
 
 // waitUnmonitored polls until every vcap service is unmonitored with no pending action.
 func (m *Monit) waitUnmonitored(ctx context.Context) error {
-	for {
+	err := retry.Poll(ctx, retry.Options{Interval: 200 * time.Millisecond}, func(ctx context.Context) error {
 		procs, err := m.Processes(ctx)
-		if err == nil {
-			busy := []string{}
-			for _, p := range procs {
-				if p.Monitor != 0 || p.PendingAction != 0 {
-					busy = append(busy, p.Name)
-				}
-			}
-			if len(busy) == 0 {
-				return nil
-			}
-			err = fmt.Errorf("still monitored: %s", strings.Join(busy, ", "))
+		if err != nil {
+			return err
 		}
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("waiting for monit services to stop: %w (%v)", ctx.Err(), err)
-		case <-time.After(200 * time.Millisecond):
+		busy := []string{}
+		for _, p := range procs {
+			if p.Monitor != 0 || p.PendingAction != 0 {
+				busy = append(busy, p.Name)
+			}
 		}
+		if len(busy) > 0 {
+			return fmt.Errorf("still monitored: %s", strings.Join(busy, ", "))
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("waiting for monit services to stop: %w", err)
 	}
+	return nil
 }
 
 // WaitReady waits until monit answers.
 func (m *Monit) WaitReady(ctx context.Context) error {
-	var lastErr error
-	for {
-		if _, err := m.Status(ctx); err == nil {
-			return nil
-		} else {
-			lastErr = err
-		}
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("waiting for monit in VM %s: %w (last error: %v)", m.vm.ID(), ctx.Err(), lastErr)
-		case <-time.After(100 * time.Millisecond):
-		}
+	err := retry.Poll(ctx, retry.Options{Interval: 100 * time.Millisecond}, func(ctx context.Context) error {
+		_, err := m.Status(ctx)
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("waiting for monit in VM %s: %w", m.vm.ID(), err)
 	}
+	return nil
 }
 
 // reloadTimeout bounds Reload; reloadResignal is how long to wait before repeating the SIGHUP.
@@ -299,10 +301,8 @@ func (m *Monit) Reload(ctx context.Context) error {
 	// The incarnation has a resolution of one second; reload only in a later second than the current
 	// incarnation so that the change is visible.
 	if wait := time.Until(time.Unix(before.Incarnation+1, 0)); wait > 0 {
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(wait + 50*time.Millisecond):
+		if err := retry.Sleep(ctx, wait+50*time.Millisecond); err != nil {
+			return err
 		}
 	}
 	pid, err := m.vm.monitPID()
@@ -315,32 +315,36 @@ func (m *Monit) Reload(ctx context.Context) error {
 	// A SIGHUP that reaches monit while it is still starting up or in the middle of a cycle can be dropped,
 	// and then the incarnation never changes: signal again every reloadResignal, give up after reloadTimeout
 	// with an error naming the VM instead of hanging the deploy.
-	deadline := time.Now().Add(reloadTimeout)
-	resignal := time.Now().Add(reloadResignal)
-	for {
-		st, err := m.Status(ctx)
-		if err == nil && st.Incarnation != before.Incarnation {
-			m.log.Info("monit reloaded", zap.String("vm", m.vm.ID()), zap.Int64("incarnation", st.Incarnation),
-				zap.String("reason", "job monit files changed"))
-			return nil
-		}
-		now := time.Now()
-		if now.After(deadline) {
-			return fmt.Errorf("monit in VM %s did not reload within %s of SIGHUP (incarnation still %d); see the VM's %s", m.vm.ID(), reloadTimeout, before.Incarnation, MonitLog)
-		}
-		if now.After(resignal) {
+	resignal := retry.Throttle{Every: reloadResignal}
+	resignal.Due(time.Now()) // the SIGHUP above was the first signal
+	err = retry.Poll(ctx, retry.Options{Interval: 100 * time.Millisecond, Timeout: reloadTimeout,
+		Waiting: func(retry.Progress) {
+			if !resignal.Due(time.Now()) {
+				return
+			}
 			m.log.Warn("monit has not reloaded yet; signalling it again", zap.String("vm", m.vm.ID()))
 			if pid, err := m.vm.monitPID(); err == nil {
 				_ = syscall.Kill(pid, syscall.SIGHUP)
 			}
-			resignal = now.Add(reloadResignal)
+		}}, func(ctx context.Context) error {
+		st, err := m.Status(ctx)
+		if err != nil {
+			return err
 		}
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("waiting for monit to reload in VM %s: %w", m.vm.ID(), ctx.Err())
-		case <-time.After(100 * time.Millisecond):
+		if st.Incarnation == before.Incarnation {
+			return fmt.Errorf("incarnation still %d", before.Incarnation)
 		}
+		m.log.Info("monit reloaded", zap.String("vm", m.vm.ID()), zap.Int64("incarnation", st.Incarnation),
+			zap.String("reason", "job monit files changed"))
+		return nil
+	})
+	switch {
+	case errors.Is(err, retry.ErrTimeout):
+		return fmt.Errorf("monit in VM %s did not reload within %s of SIGHUP (incarnation still %d); see the VM's %s", m.vm.ID(), reloadTimeout, before.Incarnation, MonitLog)
+	case err != nil:
+		return fmt.Errorf("waiting for monit to reload in VM %s: %w", m.vm.ID(), err)
 	}
+	return nil
 }
 
 // action POSTs a service action. Monit 5.x protects actions with a double-submit CSRF token: the same

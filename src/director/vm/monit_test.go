@@ -74,7 +74,7 @@ func TestMonitManagesJob(t *testing.T) {
 	}
 	jobState := func() string { s, _ := m.JobState(ctx); return s }
 
-	// A VM with no services is running (bosh-semantics §11).
+	// A VM with no services is running: the agent's job state has no services to fail.
 	require.Equal(t, JobRunning, jobState())
 
 	// A new job appears through Reload, unmonitored and not started.

@@ -18,6 +18,8 @@ import (
 	"time"
 
 	"go.uber.org/zap"
+
+	"github.com/etcd-release/etcd-release/src/etcd_ctl/retry"
 )
 
 // Spec describes one VM.
@@ -197,27 +199,9 @@ func Create(ctx context.Context, spec Spec) (_ *VM, err error) {
 		return nil, fmt.Errorf("VM spec: %w", err)
 	}
 	log := spec.Logger.Named("vm").With(zap.String("vm", spec.ID))
-	gwCIDR := fmt.Sprintf("%s/%d", spec.Gateway, spec.Address.Bits())
-	if err := CheckBridge(ctx, spec.Bridge, gwCIDR); err != nil {
-		return nil, fmt.Errorf("creating VM %s: %w", spec.ID, err)
-	}
-	if _, err := os.Stat(filepath.Join(netnsDir, spec.ID)); err == nil {
-		return nil, fmt.Errorf("creating VM %s: %w (network namespace %s)", spec.ID, ErrVMExists, spec.ID)
-	}
-	if err := checkHostResolvConf(); err != nil {
-		return nil, fmt.Errorf("creating VM %s: %w", spec.ID, err)
-	}
-	exe, err := os.Executable()
+	exe, tools, err := preflight(ctx, spec)
 	if err != nil {
-		return nil, fmt.Errorf("creating VM %s: locating own executable for the VM init: %w", spec.ID, err)
-	}
-	tools := map[string]string{}
-	for _, t := range []string{"ip", "unshare", "nsenter", "monit"} {
-		p, err := exec.LookPath(toolPath(t))
-		if err != nil {
-			return nil, fmt.Errorf("creating VM %s: %s not found (install packages iproute2, util-linux, monit): %w", spec.ID, t, err)
-		}
-		tools[t] = p
+		return nil, err
 	}
 	boot, err := prepareLayout(spec.DataDir, spec.MonitInterval)
 	if err != nil {
@@ -237,20 +221,7 @@ func Create(ctx context.Context, spec Spec) (_ *VM, err error) {
 			_ = teardown(context.Background(), spec.ID, v.initProc, log)
 		}
 	}()
-
-	ns := spec.ID
-	veth := vethName(ns)
-	steps := [][]string{
-		{"ip", "netns", "add", ns},
-		{"ip", "link", "add", veth, "type", "veth", "peer", "name", "eth0", "netns", ns},
-		{"ip", "link", "set", veth, "master", spec.Bridge},
-		{"ip", "link", "set", veth, "up"},
-		{"ip", "-n", ns, "link", "set", "lo", "up"},
-		{"ip", "-n", ns, "addr", "add", spec.Address.String(), "dev", "eth0"},
-		{"ip", "-n", ns, "link", "set", "eth0", "up"},
-		{"ip", "-n", ns, "route", "add", "default", "via", spec.Gateway.String()},
-	}
-	for _, s := range steps {
+	for _, s := range networkSteps(spec.ID, vethName(spec.ID), spec.Bridge, spec.Address, spec.Gateway) {
 		if _, err := runOK(ctx, s...); err != nil {
 			return nil, fmt.Errorf("creating VM %s network: %w", spec.ID, err)
 		}
@@ -259,19 +230,78 @@ func Create(ctx context.Context, spec Spec) (_ *VM, err error) {
 	if err := writeResolvConf(spec.ID, spec.DNS); err != nil {
 		return nil, fmt.Errorf("creating VM %s: writing its resolv.conf: %w", spec.ID, err)
 	}
+	logPath, err := v.startInit(exe, tools)
+	if err != nil {
+		return nil, err
+	}
+	if err := v.boot(ctx, boot, logPath); err != nil {
+		return nil, err
+	}
+	log.Info("VM created", zap.String("address", spec.Address.String()), zap.Int("init_pid", v.initPID),
+		zap.String("data_dir", spec.DataDir), zap.String("disk_dir", spec.DiskDir),
+		zap.String("reason", "create_vm"))
+	return v, nil
+}
 
+// preflight checks what creating the VM needs before anything is made: the bridge, a free namespace name, a
+// usable host resolv.conf, this executable (the VM init) and the tools, whose paths it returns.
+func preflight(ctx context.Context, spec Spec) (string, map[string]string, error) {
+	gwCIDR := fmt.Sprintf("%s/%d", spec.Gateway, spec.Address.Bits())
+	if err := CheckBridge(ctx, spec.Bridge, gwCIDR); err != nil {
+		return "", nil, fmt.Errorf("creating VM %s: %w", spec.ID, err)
+	}
+	if _, err := os.Stat(filepath.Join(netnsDir, spec.ID)); err == nil {
+		return "", nil, fmt.Errorf("creating VM %s: %w (network namespace %s)", spec.ID, ErrVMExists, spec.ID)
+	}
+	if err := checkHostResolvConf(); err != nil {
+		return "", nil, fmt.Errorf("creating VM %s: %w", spec.ID, err)
+	}
+	exe, err := os.Executable()
+	if err != nil {
+		return "", nil, fmt.Errorf("creating VM %s: locating own executable for the VM init: %w", spec.ID, err)
+	}
+	tools := map[string]string{}
+	for _, t := range []string{"ip", "unshare", "nsenter", "monit"} {
+		p, err := exec.LookPath(toolPath(t))
+		if err != nil {
+			return "", nil, fmt.Errorf("creating VM %s: %s not found (install packages iproute2, util-linux, monit): %w", spec.ID, t, err)
+		}
+		tools[t] = p
+	}
+	return exe, tools, nil
+}
+
+// networkSteps are the `ip` commands that give a VM its network: a namespace ns, a veth pair with the host end on
+// the bridge and eth0 inside, loopback up, the address and the default route via the gateway.
+func networkSteps(ns, veth, bridge string, addr netip.Prefix, gateway netip.Addr) [][]string {
+	return [][]string{
+		{"ip", "netns", "add", ns},
+		{"ip", "link", "add", veth, "type", "veth", "peer", "name", "eth0", "netns", ns},
+		{"ip", "link", "set", veth, "master", bridge},
+		{"ip", "link", "set", veth, "up"},
+		{"ip", "-n", ns, "link", "set", "lo", "up"},
+		{"ip", "-n", ns, "addr", "add", addr.String(), "dev", "eth0"},
+		{"ip", "-n", ns, "link", "set", "eth0", "up"},
+		{"ip", "-n", ns, "route", "add", "default", "via", gateway.String()},
+	}
+}
+
+// startInit starts the VM init (this executable) inside the namespace with its own mount, PID and UTS
+// namespaces; it logs to bosh/log/vm-init.log in the data dir, whose path it returns.
+func (v *VM) startInit(exe string, tools map[string]string) (string, error) {
+	spec := v.spec
 	cfg, err := json.Marshal(initConfig{
 		Hostname: spec.ID, DataDir: spec.DataDir, DiskDir: spec.DiskDir, RunSize: spec.RunSize, Monit: tools["monit"],
 	})
 	if err != nil {
-		return nil, err
+		return "", err
 	}
 	logPath := filepath.Join(spec.DataDir, "bosh", "log", "vm-init.log")
 	logFile, err := os.OpenFile(logPath, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
 	if err != nil {
-		return nil, fmt.Errorf("creating VM %s: %w", spec.ID, err)
+		return "", fmt.Errorf("creating VM %s: %w", spec.ID, err)
 	}
-	cmd := exec.Command(tools["ip"], "netns", "exec", ns,
+	cmd := exec.Command(tools["ip"], "netns", "exec", spec.ID,
 		tools["unshare"], "--mount", "--pid", "--uts", "--fork", "--mount-proc", "--propagation", "private", exe)
 	cmd.Env = []string{hookPath, initEnvVar + "=" + string(cfg)}
 	cmd.Dir = "/"
@@ -280,9 +310,15 @@ func Create(ctx context.Context, spec Spec) (_ *VM, err error) {
 	err = v.initProc.Start()
 	logFile.Close()
 	if err != nil {
-		return nil, fmt.Errorf("creating VM %s: %w", spec.ID, err)
+		return "", fmt.Errorf("creating VM %s: %w", spec.ID, err)
 	}
+	return logPath, nil
+}
 
+// boot waits (within BootTimeout, and no longer than the init lives) for the init and its monit, then adds the
+// job monit files a reused data dir already holds.
+func (v *VM) boot(ctx context.Context, boot bootLayout, logPath string) error {
+	spec := v.spec
 	bootCtx, cancel := context.WithTimeout(ctx, spec.BootTimeout)
 	defer cancel()
 	go func() { // stop waiting as soon as the init dies
@@ -292,6 +328,7 @@ func Create(ctx context.Context, spec Spec) (_ *VM, err error) {
 		case <-bootCtx.Done():
 		}
 	}()
+	var err error
 	if v.initPID, err = waitForInit(bootCtx, v.netnsPath()); err == nil {
 		err = v.monit.WaitReady(bootCtx)
 	}
@@ -299,22 +336,20 @@ func Create(ctx context.Context, spec Spec) (_ *VM, err error) {
 		if v.initProc.Exited() {
 			err = fmt.Errorf("VM init exited early; see %s: %s", logPath, tail(logPath, 2048))
 		}
-		return nil, fmt.Errorf("booting VM %s: %w", spec.ID, err)
+		return fmt.Errorf("booting VM %s: %w", spec.ID, err)
 	}
-	if boot.deferJobs {
-		log.Info("adding existing job monit files by reload", zap.String("reason",
-			"the data dir already holds job monit files and a new VM starts no service until asked"))
-		if err = writeMonitRC(spec.DataDir, spec.MonitInterval, true); err == nil {
-			err = v.monit.Reload(bootCtx)
-		}
-		if err != nil {
-			return nil, fmt.Errorf("booting VM %s: %w", spec.ID, err)
-		}
+	if !boot.deferJobs {
+		return nil
 	}
-	log.Info("VM created", zap.String("address", spec.Address.String()), zap.Int("init_pid", v.initPID),
-		zap.String("data_dir", spec.DataDir), zap.String("disk_dir", spec.DiskDir),
-		zap.String("reason", "create_vm"))
-	return v, nil
+	v.log.Info("adding existing job monit files by reload", zap.String("reason",
+		"the data dir already holds job monit files and a new VM starts no service until asked"))
+	if err = writeMonitRC(spec.DataDir, spec.MonitInterval, true); err == nil {
+		err = v.monit.Reload(bootCtx)
+	}
+	if err != nil {
+		return fmt.Errorf("booting VM %s: %w", spec.ID, err)
+	}
+	return nil
 }
 
 // Attach returns a handle on a VM that is already running (e.g. created by a previous director process),
@@ -550,17 +585,16 @@ func findInit(nsPath string) (int, error) {
 }
 
 func waitForInit(ctx context.Context, nsPath string) (int, error) {
-	for {
-		pid, err := findInit(nsPath)
-		if err == nil {
-			return pid, nil
-		}
-		select {
-		case <-ctx.Done():
-			return 0, fmt.Errorf("waiting for the VM init: %w (%v)", ctx.Err(), err)
-		case <-time.After(20 * time.Millisecond):
-		}
+	var pid int
+	err := retry.Poll(ctx, retry.Options{Interval: 20 * time.Millisecond}, func(context.Context) error {
+		var err error
+		pid, err = findInit(nsPath)
+		return err
+	})
+	if err != nil {
+		return 0, fmt.Errorf("waiting for the VM init: %w", err)
 	}
+	return pid, nil
 }
 
 // monitPID is the host pid of the monit daemon (a child of the VM init).
@@ -581,24 +615,21 @@ func killNetnsProcesses(ctx context.Context, nsPath string) error {
 	if pid, err := findInit(nsPath); err == nil {
 		_ = syscall.Kill(pid, syscall.SIGKILL)
 	}
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		pids, err := netnsProcs(nsPath)
-		if err != nil || len(pids) == 0 {
+	var pids []int
+	err := retry.Poll(ctx, retry.Options{Interval: 20 * time.Millisecond, Timeout: 10 * time.Second}, func(context.Context) error {
+		var err error
+		if pids, err = netnsProcs(nsPath); err != nil || len(pids) == 0 {
 			return nil
 		}
 		for _, pid := range pids {
 			_ = syscall.Kill(pid, syscall.SIGKILL)
 		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("processes %v in %s survive SIGKILL", pids, nsPath)
-		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(20 * time.Millisecond):
-		}
+		return fmt.Errorf("processes %v in %s survive SIGKILL", pids, nsPath)
+	})
+	if errors.Is(err, retry.ErrTimeout) {
+		return fmt.Errorf("processes %v in %s survive SIGKILL", pids, nsPath)
 	}
+	return err
 }
 
 func processAlive(pid int) bool {
@@ -617,21 +648,18 @@ func processAlive(pid int) bool {
 // job needs time to listen). Only use it for VM addresses on the bridge or loopback.
 func Reachable(ctx context.Context, ip netip.Addr, port int) error {
 	addr := net.JoinHostPort(ip.String(), strconv.Itoa(port))
-	var lastErr error
-	for {
+	err := retry.Poll(ctx, retry.Options{Interval: 100 * time.Millisecond}, func(ctx context.Context) error {
 		d := net.Dialer{Timeout: time.Second}
 		conn, err := d.DialContext(ctx, "tcp", addr)
 		if err == nil {
 			conn.Close()
-			return nil
 		}
-		lastErr = err
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("waiting for %s: %w (last error: %v)", addr, ctx.Err(), lastErr)
-		case <-time.After(100 * time.Millisecond):
-		}
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("waiting for %s: %w", addr, err)
 	}
+	return nil
 }
 
 // tail returns at most n bytes from the end of a file, for error messages.

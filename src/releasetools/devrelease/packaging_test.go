@@ -70,7 +70,9 @@ func TestReleaseCompilesOffline(t *testing.T) {
 	require.NoError(t, err, "%s", out)
 }
 
-// compile runs a package's packaging script the way the BOSH agent does (bosh-semantics §7).
+// compile runs a package's packaging script the way the BOSH agent does (cloudfoundry/bosh-agent
+// agent/compiler/compiler_unix.go): `bash -x packaging` in the compile directory, with BOSH_COMPILE_TARGET,
+// BOSH_INSTALL_TARGET, BOSH_PACKAGE_NAME and BOSH_PACKAGE_VERSION set.
 func compile(ctx context.Context, t *testing.T, p *release.Package, compileDir, installDir, packagesDir string) {
 	t.Helper()
 	require.NoError(t, p.Extract(compileDir))

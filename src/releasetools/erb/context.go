@@ -1,6 +1,7 @@
 package erb
 
-// Context is everything a job's templates can see for one instance: the instance spec (bosh-semantics §5), the
+// Context is everything a job's templates can see for one instance: the instance spec (the `spec` object of
+// bosh-common's template/evaluation_context.rb: deployment, name, index, id, az, bootstrap, address, ip, networks, ...), the
 // job's manifest properties and its resolved links. Render turns it into the hash a BOSH director hands to
 // Bosh::Template::EvaluationContext.
 type Context struct {
@@ -20,7 +21,9 @@ type Context struct {
 	Release        ReleaseRef
 	// Jobs lists the group's jobs for spec.job.templates; optional.
 	Jobs []JobRef
-	// Properties is the job's base property hash from the manifest (bosh-semantics §3 step 1). Render resolves it
+	// Properties is the job's base property hash from the manifest: the job's own `properties` when the key is
+	// present (even `{}`), else the global properties deep-merged with the group's (the director's
+	// deployment_plan/instance_group_spec_parser.rb). Render resolves it
 	// against the job spec (declared names only, spec defaults for nil); resolving twice changes nothing.
 	Properties map[string]any
 	// Links maps the consumer's spec link name to the resolved link.

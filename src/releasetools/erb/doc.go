@@ -5,9 +5,11 @@
 // the local director hands each job to a ruby process (one per job render) running an embedded script that
 // provides that context, so a template that renders here renders the same on a real director and vice versa.
 //
-// What stays in Go, unit-tested without Ruby: property resolution (bosh-semantics §3, ResolveProperties), link
-// property resolution (§4, ResolveLinkProperties), the instance spec handed to templates (Context) and BOSH's
-// nested error report for a whole deployment (§5, NewDeploymentError).
+// What stays in Go, unit-tested without Ruby: property resolution (ResolveProperties, after the director's
+// deployment_plan/job.rb#bind_properties), link property resolution (ResolveLinkProperties, after its links/*),
+// the instance spec handed to templates (Context) and BOSH's nested error report for a whole deployment
+// (NewDeploymentError, as core/templates/* reports it). The director files named here live in cloudfoundry/bosh
+// under src/bosh-director/lib/bosh/director/.
 //
 // Known differences from a BOSH director: a failing monit file is reported inside its job's list (BOSH aborts the
 // job at the monit file and prints that error without the job header); a Ruby SyntaxError names the template and

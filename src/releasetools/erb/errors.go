@@ -54,7 +54,9 @@ type DeploymentError struct {
 	Groups []*InstanceGroupError
 }
 
-// Error formats the whole tree exactly as a BOSH director does (bosh-semantics §5):
+// Error formats the whole tree exactly as a BOSH director does when rendering fails (cloudfoundry/bosh
+// src/bosh-director/lib/bosh/director/core/templates/; source_erb.rb gives the innermost "Error filling in
+// template" line): every error of every group, job and template, gathered before any VM changes, nested like this:
 //
 //	Unable to render instance groups for deployment. Errors are:
 //	  - Unable to render jobs for instance group 'etcd'. Errors are:

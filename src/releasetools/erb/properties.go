@@ -18,7 +18,8 @@ func (e *PropertyTypeError) Error() string {
 	return fmt.Sprintf("Property '%s' expects a hash, but received '%s'", e.Property, e.Got)
 }
 
-// ResolveProperties computes a job's properties the way a BOSH director binds them (bosh-semantics §3): for every
+// ResolveProperties computes a job's properties the way a BOSH director binds them (cloudfoundry/bosh
+// src/bosh-director/lib/bosh/director/deployment_plan/job.rb#bind_properties): for every
 // property the spec declares, the value at that dotted path of raw if it is non-nil, else the spec default, else
 // nil. Keys the spec does not declare are dropped. raw is the base hash (the manifest job's `properties`, or the
 // merged global and group properties); it is not modified. The result is a nested hash.

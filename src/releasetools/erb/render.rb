@@ -6,7 +6,8 @@
 #   {"rendered": [{"src", "dest", "body" (base64)}], "errors": [{"src", "template", "line", "message", "class"}]}
 # Anything a template prints goes to stderr, so it cannot corrupt the result.
 #
-# The evaluation context below offers the template API documented in bosh-semantics.md §4-5: p, if_p (.else,
+# The evaluation context below offers the template API of bosh-common's template/evaluation_context.rb and
+# evaluation_link.rb (cloudfoundry/bosh src/bosh-common/lib/bosh/common/template/): p, if_p (.else,
 # .else_if_p), link (.p, .if_p, .instances, .address), if_link (.else, .else_if_link), spec, name, index,
 # properties. Error messages are BOSH's, so operators see the same text from this director and a real one.
 

@@ -11,25 +11,21 @@ import (
 	"github.com/etcd-release/etcd-release/src/releasetools/release"
 )
 
-// Op is a bosh ops-file operation (see package opsfile).
-type Op = opsfile.Op
-
 // LoadManifest reads a deployment manifest, applies ops files in order (the bosh CLI's -o) and interpolates
 // ((variables)) from vars (-l); a variable missing from vars is an error.
 func LoadManifest(path string, opsFiles []string, vars map[string]any) (map[string]any, error) {
-	var doc any
 	data, err := os.ReadFile(path)
 	if err != nil {
 		return nil, err
 	}
+	if data, err = opsfile.ApplyToYAML(data, opsFiles); err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	var doc any
 	if err := yaml.Unmarshal(data, &doc); err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
-	doc = release.Normalize(doc)
-	if doc, err = opsfile.ApplyFiles(doc, opsFiles); err != nil {
-		return nil, err
-	}
-	doc, err = interpolate(doc, vars)
+	doc, err = interpolate(release.Normalize(doc), vars)
 	if err != nil {
 		return nil, err
 	}

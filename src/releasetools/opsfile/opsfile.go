@@ -1,182 +1,61 @@
-// Package opsfile applies bosh ops files (the bosh CLI's `-o`) to a manifest: the local director's deploy
-// command and the template tests both build manifests from manifests/etcd.yml plus manifests/operations/*.yml,
-// so operators' ops files mean the same thing everywhere.
+// Package opsfile applies bosh ops files (the bosh CLI's `-o`) to a manifest with github.com/cppforlife/go-patch,
+// the library the bosh CLI itself uses, so `-o` means exactly what it means to `bosh deploy -o`: the same path
+// syntax (keys, `key?`, indexes, `-`, `name=value`, `:before`/`:after`/`:prev`/`:next`), the same operation
+// types (replace, remove, test), the same errors. The local director's deploy command and the template tests
+// (src/releasetools/jobtemplates) both build manifests from manifests/etcd.yml plus manifests/operations/*.yml
+// through it.
+//
+// The steps follow the bosh CLI (cloudfoundry/bosh-cli): cmd/opts/ops_file_arg.go reads each file as a YAML list
+// of patch.OpDefinition and builds it with patch.NewOpsFromDefinitions; director/template/template.go parses the
+// manifest with gopkg.in/yaml.v2, applies the ops, then interpolates ((variables)) and marshals with yaml.v2.
+// go-patch walks yaml.v2 trees (map[interface{}]interface{}), which is why this package parses with yaml.v2.
 package opsfile
 
 import (
 	"fmt"
 	"os"
-	"regexp"
-	"strconv"
-	"strings"
 
-	"gopkg.in/yaml.v3"
-
-	"github.com/etcd-release/etcd-release/src/releasetools/release"
+	"github.com/cppforlife/go-patch/patch"
+	"gopkg.in/yaml.v2"
 )
 
-// ApplyFiles applies the ops files in order to doc (a YAML tree of map[string]any / []any) and returns the
-// result. An error names the file, the operation's index, type and path.
-func ApplyFiles(doc any, paths []string) (any, error) {
-	for _, p := range paths {
-		data, err := os.ReadFile(p)
-		if err != nil {
-			return nil, fmt.Errorf("reading ops file: %w", err)
-		}
-		var ops []Op
-		if err := yaml.Unmarshal(data, &ops); err != nil {
-			return nil, fmt.Errorf("%s: not a list of operations: %w", p, err)
-		}
-		for i, op := range ops {
-			op.Value = release.Normalize(op.Value)
-			if doc, err = op.Apply(doc); err != nil {
-				return nil, fmt.Errorf("%s: operation %d (%s %s): %w", p, i, op.Type, op.Path, err)
-			}
-		}
+// ReadFile reads one ops file into go-patch operations. An error names the file.
+func ReadFile(path string) (patch.Ops, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("reading ops file: %w", err)
 	}
-	return doc, nil
+	var defs []patch.OpDefinition
+	if err := yaml.Unmarshal(data, &defs); err != nil {
+		return nil, fmt.Errorf("ops file %s: not a list of operations: %w", path, err)
+	}
+	ops, err := patch.NewOpsFromDefinitions(defs)
+	if err != nil {
+		return nil, fmt.Errorf("ops file %s: %w", path, err)
+	}
+	return ops, nil
 }
 
-// ApplyToYAML parses a manifest, applies the ops files and marshals it again. ((variables)) are left as they
-// are (the bosh CLI applies ops files before interpolating).
+// ApplyToYAML parses a manifest, applies the ops files in order and marshals it again. ((variables)) are left as
+// they are: the bosh CLI applies ops files before interpolating, so an ops file may add ((variables)) of its own.
+// Without ops files the manifest is returned unchanged. An error names the ops file whose operation failed.
 func ApplyToYAML(manifest []byte, paths []string) ([]byte, error) {
 	if len(paths) == 0 {
 		return manifest, nil
 	}
-	var doc any
+	var doc interface{}
 	if err := yaml.Unmarshal(manifest, &doc); err != nil {
 		return nil, fmt.Errorf("manifest is not YAML: %w", err)
 	}
-	doc, err := ApplyFiles(release.Normalize(doc), paths)
-	if err != nil {
-		return nil, err
+	for _, p := range paths {
+		ops, err := ReadFile(p)
+		if err != nil {
+			return nil, err
+		}
+		// Applying file by file is what the CLI's concatenated patch.Ops does; it lets the error name the file.
+		if doc, err = ops.Apply(doc); err != nil {
+			return nil, fmt.Errorf("ops file %s: %w", p, err)
+		}
 	}
 	return yaml.Marshal(doc)
-}
-
-// Op is one operation of a bosh ops file. Supported: `replace` and `remove`; path tokens are hash keys (with a
-// trailing `?` creating missing hashes), array indexes, `-` (append) and `key=value` (the array element whose key
-// has that value, `key=value?` creating it when absent).
-type Op struct {
-	Type  string `yaml:"type"`
-	Path  string `yaml:"path"`
-	Value any    `yaml:"value"`
-}
-
-// Apply returns doc with the operation applied.
-func (op Op) Apply(doc any) (any, error) {
-	if !strings.HasPrefix(op.Path, "/") {
-		return nil, fmt.Errorf("path must start with /")
-	}
-	tokens := strings.Split(op.Path[1:], "/")
-	switch op.Type {
-	case "replace", "remove":
-	default:
-		return nil, fmt.Errorf("unsupported operation type %q", op.Type)
-	}
-	return apply(doc, tokens, op, false)
-}
-
-var matcherRE = regexp.MustCompile(`^([^=]+)=(.*)$`)
-
-func apply(node any, tokens []string, op Op, optional bool) (any, error) {
-	if len(tokens) == 0 {
-		return op.Value, nil
-	}
-	tok, last := tokens[0], len(tokens) == 1
-	opt := optional || strings.HasSuffix(tok, "?")
-	tok = strings.TrimSuffix(tok, "?")
-	switch n := node.(type) {
-	case map[string]any:
-		child, ok := n[tok]
-		if last && op.Type == "remove" {
-			if !ok && !opt {
-				return nil, fmt.Errorf("no key %q", tok)
-			}
-			delete(n, tok)
-			return n, nil
-		}
-		if !ok {
-			if !opt {
-				return nil, fmt.Errorf("no key %q", tok)
-			}
-			child = newContainer(tokens[1:])
-		}
-		v, err := apply(child, tokens[1:], op, opt)
-		if err != nil {
-			return nil, err
-		}
-		n[tok] = v
-		return n, nil
-	case []any:
-		if tok == "-" {
-			if !last || op.Type != "replace" {
-				return nil, fmt.Errorf("'-' must be the last token of a replace")
-			}
-			return append(n, op.Value), nil
-		}
-		// "<index or matcher>:before" / ":after" insert the value next to that element (the last token of a
-		// replace only), e.g. /instance_groups/name=etcd:before puts a group ahead of etcd in deploy order.
-		insert := ""
-		for _, mod := range []string{":before", ":after"} {
-			if t, ok := strings.CutSuffix(tok, mod); ok {
-				if !last || op.Type != "replace" {
-					return nil, fmt.Errorf("%q must be the last token of a replace", mod)
-				}
-				tok, insert = t, mod
-			}
-		}
-		idx := -1
-		if i, err := strconv.Atoi(tok); err == nil {
-			idx = i
-		} else if m := matcherRE.FindStringSubmatch(tok); m != nil {
-			for i, el := range n {
-				if h, ok := el.(map[string]any); ok && fmt.Sprint(h[m[1]]) == m[2] {
-					idx = i
-					break
-				}
-			}
-			if idx < 0 && opt && op.Type == "replace" {
-				n = append(n, map[string]any{m[1]: m[2]})
-				idx = len(n) - 1
-			}
-		}
-		if idx < 0 || idx >= len(n) {
-			return nil, fmt.Errorf("no array element %q", tok)
-		}
-		if insert != "" {
-			if insert == ":after" {
-				idx++
-			}
-			return append(n[:idx:idx], append([]any{op.Value}, n[idx:]...)...), nil
-		}
-		if last && op.Type == "remove" {
-			return append(n[:idx], n[idx+1:]...), nil
-		}
-		v, err := apply(n[idx], tokens[1:], op, opt)
-		if err != nil {
-			return nil, err
-		}
-		n[idx] = v
-		return n, nil
-	case nil:
-		if !optional {
-			return nil, fmt.Errorf("no node at %q", tok)
-		}
-		return apply(newContainer(tokens), tokens, op, optional)
-	}
-	return nil, fmt.Errorf("cannot descend into %T at %q", node, tok)
-}
-
-func newContainer(rest []string) any {
-	if len(rest) > 0 {
-		t := strings.TrimSuffix(rest[0], "?")
-		if t == "-" || matcherRE.MatchString(t) {
-			return []any{}
-		}
-		if _, err := strconv.Atoi(t); err == nil {
-			return []any{}
-		}
-	}
-	return map[string]any{}
 }

@@ -215,100 +215,121 @@ func listFiles(root string) (map[string]string, error) {
 	return out, err
 }
 
+// packageSources is what building the packages reads once: the files under src/ and blobs/ and every blob path
+// (local or listed in config/blobs.yml).
+type packageSources struct {
+	srcFiles, localBlobs map[string]string
+	blobPaths            map[string]bool
+	blobstorePath        string
+}
+
+// buildPackages builds every package under packages/ (sorted by name) and returns their release.MF entries.
 func (b *builder) buildPackages(blobstorePath string) ([]PackageRef, error) {
-	names, err := subdirs(filepath.Join(b.repo, "packages"))
+	specs, dirs, err := b.readPackageSpecs()
 	if err != nil {
 		return nil, err
 	}
-	srcFiles, err := listFiles(filepath.Join(b.repo, "src"))
-	if err != nil {
+	src := packageSources{blobstorePath: blobstorePath, blobPaths: map[string]bool{}}
+	if src.srcFiles, err = listFiles(filepath.Join(b.repo, "src")); err != nil {
 		return nil, err
 	}
-	localBlobs, err := listFiles(filepath.Join(b.repo, "blobs"))
-	if err != nil {
+	if src.localBlobs, err = listFiles(filepath.Join(b.repo, "blobs")); err != nil {
 		return nil, err
 	}
-	blobPaths := map[string]bool{}
-	for p := range localBlobs {
-		blobPaths[p] = true
+	for p := range src.localBlobs {
+		src.blobPaths[p] = true
 	}
 	for p := range b.blobs {
-		blobPaths[p] = true
+		src.blobPaths[p] = true
 	}
+	var refs []PackageRef
+	for _, pkgName := range slices.Sorted(maps.Keys(specs)) {
+		ref, err := b.buildPackage(specs[pkgName], filepath.Join(b.repo, "packages", dirs[pkgName]), src)
+		if err != nil {
+			return nil, err
+		}
+		refs = append(refs, ref)
+	}
+	return refs, nil
+}
 
+// readPackageSpecs reads packages/*/spec, by package name with the directory each came from, and checks the
+// dependencies (unknown names, cycles); release.MF lists packages by name like the bosh CLI.
+func (b *builder) readPackageSpecs() (map[string]*PackageSpec, map[string]string, error) {
+	names, err := subdirs(filepath.Join(b.repo, "packages"))
+	if err != nil {
+		return nil, nil, err
+	}
 	specs := map[string]*PackageSpec{}
 	deps := map[string][]string{}
 	dirs := map[string]string{}
 	for _, dir := range names {
 		data, err := os.ReadFile(filepath.Join(b.repo, "packages", dir, "spec"))
 		if err != nil {
-			return nil, fmt.Errorf("package %s: %w", dir, err)
+			return nil, nil, fmt.Errorf("package %s: %w", dir, err)
 		}
 		s, err := ParsePackageSpec(data)
 		if err != nil {
-			return nil, fmt.Errorf("package %s: %w", dir, err)
+			return nil, nil, fmt.Errorf("package %s: %w", dir, err)
 		}
 		if _, dup := specs[s.Name]; dup {
-			return nil, fmt.Errorf("package '%s' is defined twice", s.Name)
+			return nil, nil, fmt.Errorf("package '%s' is defined twice", s.Name)
 		}
 		specs[s.Name] = s
 		deps[s.Name] = s.Dependencies
 		dirs[s.Name] = dir
 	}
-	// Only checked here (unknown dependencies, cycles); release.MF lists packages by name like the bosh CLI.
 	if _, err := TopoOrder(deps); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
+	return specs, dirs, nil
+}
 
-	var refs []PackageRef
-	for _, pkgName := range slices.Sorted(maps.Keys(specs)) {
-		s := specs[pkgName]
-		dir := filepath.Join(b.repo, "packages", dirs[pkgName])
-		packaging := filepath.Join(dir, "packaging")
-		if _, err := os.Stat(packaging); err != nil {
-			return nil, fmt.Errorf("package '%s': missing packaging script: %w", pkgName, err)
-		}
-		if _, err := os.Stat(filepath.Join(dir, "pre_packaging")); err == nil {
-			return nil, fmt.Errorf("package '%s': pre_packaging scripts are not supported", pkgName)
-		}
-		files := []fileEntry{}
-		pe, err := b.entry("packaging", packaging, "")
-		if err != nil {
-			return nil, fmt.Errorf("package '%s': %w", pkgName, err)
-		}
-		files = append(files, pe)
-		matched, err := b.matchPackageFiles(s, srcFiles, blobPaths)
-		if err != nil {
-			return nil, err
-		}
-		if _, ok := matched["packaging"]; ok {
-			return nil, fmt.Errorf("package '%s': its 'files' must not include a file named 'packaging'", pkgName)
-		}
-		for _, rel := range slices.Sorted(maps.Keys(matched)) {
-			var e fileEntry
-			if abs, ok := srcFiles[rel]; ok && matched[rel] == "src" {
-				e, err = b.entry(rel, abs, "")
-			} else {
-				e, err = b.blobFileEntry(rel, localBlobs, blobstorePath)
-			}
-			if err != nil {
-				return nil, fmt.Errorf("package '%s': %w", pkgName, err)
-			}
-			files = append(files, e)
-		}
-		depNames := slices.Sorted(slices.Values(s.Dependencies))
-		fp := fingerprint("package", files, depNames)
-		digest, err := b.writeArchive(filepath.Join(b.tmp, "packages", pkgName+".tgz"), files)
-		if err != nil {
-			return nil, fmt.Errorf("package '%s': %w", pkgName, err)
-		}
-		deps := s.Dependencies
-		if deps == nil {
-			deps = []string{}
-		}
-		refs = append(refs, PackageRef{Name: pkgName, Version: fp, Fingerprint: fp, SHA1: digest, Dependencies: deps})
+// buildPackage writes one package archive (its packaging script, then the matched files in path order) and
+// returns its release.MF entry; the version is the fingerprint.
+func (b *builder) buildPackage(s *PackageSpec, dir string, src packageSources) (PackageRef, error) {
+	pkgName := s.Name
+	packaging := filepath.Join(dir, "packaging")
+	if _, err := os.Stat(packaging); err != nil {
+		return PackageRef{}, fmt.Errorf("package '%s': missing packaging script: %w", pkgName, err)
 	}
-	return refs, nil
+	if _, err := os.Stat(filepath.Join(dir, "pre_packaging")); err == nil {
+		return PackageRef{}, fmt.Errorf("package '%s': pre_packaging scripts are not supported", pkgName)
+	}
+	pe, err := b.entry("packaging", packaging, "")
+	if err != nil {
+		return PackageRef{}, fmt.Errorf("package '%s': %w", pkgName, err)
+	}
+	files := []fileEntry{pe}
+	matched, err := b.matchPackageFiles(s, src.srcFiles, src.blobPaths)
+	if err != nil {
+		return PackageRef{}, err
+	}
+	if _, ok := matched["packaging"]; ok {
+		return PackageRef{}, fmt.Errorf("package '%s': its 'files' must not include a file named 'packaging'", pkgName)
+	}
+	for _, rel := range slices.Sorted(maps.Keys(matched)) {
+		var e fileEntry
+		if abs, ok := src.srcFiles[rel]; ok && matched[rel] == "src" {
+			e, err = b.entry(rel, abs, "")
+		} else {
+			e, err = b.blobFileEntry(rel, src.localBlobs, src.blobstorePath)
+		}
+		if err != nil {
+			return PackageRef{}, fmt.Errorf("package '%s': %w", pkgName, err)
+		}
+		files = append(files, e)
+	}
+	fp := fingerprint("package", files, slices.Sorted(slices.Values(s.Dependencies)))
+	digest, err := b.writeArchive(filepath.Join(b.tmp, "packages", pkgName+".tgz"), files)
+	if err != nil {
+		return PackageRef{}, fmt.Errorf("package '%s': %w", pkgName, err)
+	}
+	deps := s.Dependencies
+	if deps == nil {
+		deps = []string{}
+	}
+	return PackageRef{Name: pkgName, Version: fp, Fingerprint: fp, SHA1: digest, Dependencies: deps}, nil
 }
 
 // matchPackageFiles resolves a package's `files` globs (src/ first, then blobs) minus its `excluded_files`;

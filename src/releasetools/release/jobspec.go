@@ -9,7 +9,8 @@ import (
 )
 
 // JobSpec is a job's spec file: `jobs/<job>/spec` in a release source tree, `job.MF` inside a job archive
-// (bosh-semantics §3). The two are the same document.
+// (the director reads it in cloudfoundry/bosh src/bosh-director/lib/bosh/director/models/template.rb). The two are
+// the same document.
 type JobSpec struct {
 	Name        string
 	Description string

@@ -84,58 +84,78 @@ func Read(tarballPath string) (*Release, error) {
 }
 
 func read(tarballPath string) (*Release, error) {
-	var (
-		mfData     []byte
-		jobData    = map[string][]byte{}
-		packageSum = map[string]map[string]string{}
-		licenseSum map[string]string
-	)
+	c, err := readContents(tarballPath)
+	if err != nil {
+		return nil, err
+	}
+	if c.manifest == nil {
+		return nil, errors.New("no release.MF")
+	}
+	m, err := ParseManifest(c.manifest)
+	if err != nil {
+		return nil, err
+	}
+	r := &Release{Manifest: *m, path: tarballPath}
+	if m.License != nil && c.licenseSum != nil {
+		if err := verifyDigest("license", m.License.SHA1, c.licenseSum); err != nil {
+			return nil, err
+		}
+	}
+	pkgByName, err := r.addPackages(c.packageSum)
+	if err != nil {
+		return nil, err
+	}
+	if err := r.addJobs(c.jobData, pkgByName); err != nil {
+		return nil, err
+	}
+	return r, nil
+}
+
+// tarballContents is what read needs from a release tarball in one pass: release.MF, the job archives and the
+// digests of the package archives and the license.
+type tarballContents struct {
+	manifest   []byte
+	jobData    map[string][]byte
+	packageSum map[string]map[string]string
+	licenseSum map[string]string
+}
+
+func readContents(tarballPath string) (*tarballContents, error) {
+	c := &tarballContents{jobData: map[string][]byte{}, packageSum: map[string]map[string]string{}}
 	err := walkTgz(tarballPath, func(name string, hdr *tar.Header, body io.Reader) error {
 		switch {
 		case name == "release.MF":
 			b, err := io.ReadAll(body)
-			mfData = b
+			c.manifest = b
 			return err
 		case strings.HasPrefix(name, "jobs/") && strings.HasSuffix(name, ".tgz"):
 			b, err := io.ReadAll(body)
-			jobData[strings.TrimSuffix(strings.TrimPrefix(name, "jobs/"), ".tgz")] = b
+			c.jobData[strings.TrimSuffix(strings.TrimPrefix(name, "jobs/"), ".tgz")] = b
 			return err
 		case strings.HasPrefix(name, "packages/") && strings.HasSuffix(name, ".tgz"):
 			d := newDigester()
 			if _, err := io.Copy(d, body); err != nil {
 				return err
 			}
-			packageSum[strings.TrimSuffix(strings.TrimPrefix(name, "packages/"), ".tgz")] = d.sums()
+			c.packageSum[strings.TrimSuffix(strings.TrimPrefix(name, "packages/"), ".tgz")] = d.sums()
 		case name == "license.tgz":
 			d := newDigester()
 			if _, err := io.Copy(d, body); err != nil {
 				return err
 			}
-			licenseSum = d.sums()
+			c.licenseSum = d.sums()
 		}
 		return nil
 	})
-	if err != nil {
-		return nil, err
-	}
-	if mfData == nil {
-		return nil, errors.New("no release.MF")
-	}
-	m, err := ParseManifest(mfData)
-	if err != nil {
-		return nil, err
-	}
-	r := &Release{Manifest: *m, path: tarballPath}
+	return c, err
+}
 
-	if m.License != nil && licenseSum != nil {
-		if err := verifyDigest("license", m.License.SHA1, licenseSum); err != nil {
-			return nil, err
-		}
-	}
-
+// addPackages checks every package release.MF lists against its archive's digest and adds them in dependency
+// order; it returns them by name.
+func (r *Release) addPackages(packageSum map[string]map[string]string) (map[string]*Package, error) {
 	deps := map[string][]string{}
 	pkgByName := map[string]*Package{}
-	for _, ref := range m.Packages {
+	for _, ref := range r.Manifest.Packages {
 		if _, dup := pkgByName[ref.Name]; dup {
 			return nil, fmt.Errorf("package '%s' is listed twice", ref.Name)
 		}
@@ -158,29 +178,34 @@ func read(tarballPath string) (*Release, error) {
 	for _, n := range order {
 		r.Packages = append(r.Packages, pkgByName[n])
 	}
+	return pkgByName, nil
+}
 
-	for _, ref := range m.Jobs {
+// addJobs checks every job release.MF lists against its archive's digest, parses it and checks that the release
+// has the packages it needs.
+func (r *Release) addJobs(jobData map[string][]byte, pkgByName map[string]*Package) error {
+	for _, ref := range r.Manifest.Jobs {
 		data, ok := jobData[ref.Name]
 		if !ok {
-			return nil, fmt.Errorf("job '%s': jobs/%s.tgz is missing", ref.Name, ref.Name)
+			return fmt.Errorf("job '%s': jobs/%s.tgz is missing", ref.Name, ref.Name)
 		}
 		d := newDigester()
 		d.Write(data)
 		if err := verifyDigest(fmt.Sprintf("job '%s'", ref.Name), ref.SHA1, d.sums()); err != nil {
-			return nil, err
+			return err
 		}
 		j, err := parseJobArchive(ref, data)
 		if err != nil {
-			return nil, err
+			return err
 		}
 		for _, p := range j.Packages {
 			if _, ok := pkgByName[p]; !ok {
-				return nil, fmt.Errorf("job '%s' needs package '%s', which the release does not have", j.Name, p)
+				return fmt.Errorf("job '%s' needs package '%s', which the release does not have", j.Name, p)
 			}
 		}
 		r.Jobs = append(r.Jobs, j)
 	}
-	return r, nil
+	return nil
 }
 
 // parseJobArchive reads a job archive: job.MF, monit and the templates job.MF lists.

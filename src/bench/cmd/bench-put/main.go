@@ -24,6 +24,7 @@ import (
 	"github.com/etcd-release/etcd-release/src/etcd_ctl/cli"
 	"github.com/etcd-release/etcd-release/src/etcd_ctl/config"
 	"github.com/etcd-release/etcd-release/src/etcd_ctl/etcdserver"
+	"github.com/etcd-release/etcd-release/src/etcd_ctl/retry"
 	"github.com/etcd-release/etcd-release/src/testkit/localcluster"
 )
 
@@ -86,44 +87,16 @@ func run(rounds int, dur time.Duration, levelsFlag string) error {
 	return nil
 }
 
+// measure runs one single-member server (target: etcd_ctl, or plain etcd with the flags etcd_ctl would give it)
+// without TLS, waits until it answers, records puts per second at every concurrency level and its RSS.
 func measure(work, target string, bins map[string]string, levels []int, dur time.Duration, s *sample) error {
 	dir, err := os.MkdirTemp(work, target+"-")
 	if err != nil {
 		return err
 	}
-	l := &localcluster.Layout{Dir: dir, Deployment: "bench", Base: net.IPv4(127, 0, 30, 1)}
-	if err := l.WriteConfig(0, 1); err != nil {
-		return err
-	}
-	c, err := config.Load(l.ConfigPath(0))
+	c, cmd, err := serverCommand(dir, target, bins[target])
 	if err != nil {
 		return err
-	}
-	c.Etcd.RequireSSL, c.Etcd.PeerRequireSSL = false, false
-	c.Etcd.ClientIP, c.Etcd.PeerIP = l.Address(0), l.Address(0)
-	b, err := localcluster.MarshalConfig(c)
-	if err != nil {
-		return err
-	}
-	if err := os.WriteFile(l.ConfigPath(0), b, 0o600); err != nil {
-		return err
-	}
-	var cmd *exec.Cmd
-	if target == "etcd_ctl" {
-		cmd = exec.Command(bins[target], "start", "--config", l.ConfigPath(0))
-	} else {
-		plan, err := cli.OfflinePlan(c)
-		if err != nil {
-			return err
-		}
-		ecfg, err := etcdserver.BuildConfig(c, plan)
-		if err != nil {
-			return err
-		}
-		if err := os.MkdirAll(c.Paths.DataDir, 0o700); err != nil {
-			return err
-		}
-		cmd = exec.Command(bins[target], etcdserver.Flags(ecfg)...)
 	}
 	logf, err := os.Create(filepath.Join(dir, "server.log"))
 	if err != nil {
@@ -134,58 +107,98 @@ func measure(work, target string, bins map[string]string, levels []int, dur time
 	if err := cmd.Start(); err != nil {
 		return err
 	}
-	defer func() {
-		_ = cmd.Process.Signal(syscall.SIGTERM)
-		done := make(chan struct{})
-		go func() { _ = cmd.Wait(); close(done) }()
-		select {
-		case <-done:
-		case <-time.After(30 * time.Second):
-			_ = cmd.Process.Kill()
-		}
-	}()
+	defer stopServer(cmd)
 	cli, err := clientv3.New(clientv3.Config{Endpoints: []string{c.Self().ClientURL}, DialTimeout: 5 * time.Second, Logger: zap.NewNop()})
 	if err != nil {
 		return err
 	}
 	defer cli.Close()
-	deadline := time.Now().Add(60 * time.Second)
-	for {
-		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	err = retry.Poll(context.Background(), retry.Options{Interval: 200 * time.Millisecond, Timeout: 60 * time.Second}, func(ctx context.Context) error {
+		ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		defer cancel()
 		_, err := cli.Put(ctx, "/warmup", "x")
-		cancel()
-		if err == nil {
-			break
-		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("server never answered: %w (log %s)", err, logf.Name())
-		}
-		time.Sleep(200 * time.Millisecond)
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("server never answered: %w (log %s)", err, logf.Name())
 	}
-	value := strings.Repeat("v", 256)
 	for _, n := range levels {
-		var ops atomic.Int64
-		var wg sync.WaitGroup
-		stop := time.Now().Add(dur)
-		for g := 0; g < n; g++ {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				for i := 0; time.Now().Before(stop); i++ {
-					ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-					_, err := cli.Put(ctx, fmt.Sprintf("/bench/%d/%d", g, i), value)
-					cancel()
-					if err == nil {
-						ops.Add(1)
-					}
-				}
-			}()
-		}
-		wg.Wait()
-		s.opsPerSec[n] = append(s.opsPerSec[n], float64(ops.Load())/dur.Seconds())
+		s.opsPerSec[n] = append(s.opsPerSec[n], putsPerSecond(cli, n, dur))
 	}
 	s.rssKiB = append(s.rssKiB, rss(cmd.Process.Pid))
 	return nil
+}
+
+// serverCommand writes a plain-HTTP single-member config under dir and returns it with the command that serves it.
+func serverCommand(dir, target, bin string) (*config.Config, *exec.Cmd, error) {
+	l := &localcluster.Layout{Dir: dir, Deployment: "bench", Base: net.IPv4(127, 0, 30, 1)}
+	if err := l.WriteConfig(0, 1); err != nil {
+		return nil, nil, err
+	}
+	c, err := config.Load(l.ConfigPath(0))
+	if err != nil {
+		return nil, nil, err
+	}
+	c.Etcd.RequireSSL, c.Etcd.PeerRequireSSL = false, false
+	c.Etcd.ClientIP, c.Etcd.PeerIP = l.Address(0), l.Address(0)
+	b, err := localcluster.MarshalConfig(c)
+	if err != nil {
+		return nil, nil, err
+	}
+	if err := os.WriteFile(l.ConfigPath(0), b, 0o600); err != nil {
+		return nil, nil, err
+	}
+	if target == "etcd_ctl" {
+		return c, exec.Command(bin, "start", "--config", l.ConfigPath(0)), nil
+	}
+	plan, err := cli.OfflinePlan(c)
+	if err != nil {
+		return nil, nil, err
+	}
+	ecfg, err := etcdserver.BuildConfig(c, plan)
+	if err != nil {
+		return nil, nil, err
+	}
+	if err := os.MkdirAll(c.Paths.DataDir, 0o700); err != nil {
+		return nil, nil, err
+	}
+	return c, exec.Command(bin, etcdserver.Flags(ecfg)...), nil
+}
+
+// stopServer sends SIGTERM and kills the server if it has not exited after 30 s.
+func stopServer(cmd *exec.Cmd) {
+	_ = cmd.Process.Signal(syscall.SIGTERM)
+	done := make(chan struct{})
+	go func() { _ = cmd.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(30 * time.Second):
+		_ = cmd.Process.Kill()
+	}
+}
+
+// putsPerSecond runs n writers of 256-byte values for dur and returns the acknowledged puts per second.
+func putsPerSecond(cli *clientv3.Client, n int, dur time.Duration) float64 {
+	value := strings.Repeat("v", 256)
+	var ops atomic.Int64
+	var wg sync.WaitGroup
+	stop := time.Now().Add(dur)
+	for g := 0; g < n; g++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; time.Now().Before(stop); i++ {
+				ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+				_, err := cli.Put(ctx, fmt.Sprintf("/bench/%d/%d", g, i), value)
+				cancel()
+				if err == nil {
+					ops.Add(1)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	return float64(ops.Load()) / dur.Seconds()
 }
 
 func rss(pid int) int {

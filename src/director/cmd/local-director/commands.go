@@ -6,6 +6,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -105,12 +106,26 @@ func (e *errandExitError) Error() string {
 	return fmt.Sprintf("errand '%s' exited with code %d", e.errand, e.code)
 }
 
+// addClientCommands adds the client commands; each talks to a running director through the director API only.
 func addClientCommands(root *cobra.Command) {
 	o := &clientOptions{}
 	o.bind(root)
+	root.AddCommand(newUploadStemcellCommand(o), newUploadReleaseCommand(o), newUpdateCloudConfigCommand(o),
+		newDeployCommand(o), newInstancesCommand(o), newRunErrandCommand(o), newDeleteDeploymentCommand(o), newTaskCommand(o))
+	root.AddCommand(newStateCommands(o)...)
+}
 
+// deploymentFlag binds -d/--deployment; required makes cobra reject the command without it.
+func deploymentFlag(cmd *cobra.Command, deployment *string, required bool) {
+	cmd.Flags().StringVarP(deployment, "deployment", "d", "", "deployment name")
+	if required {
+		_ = cmd.MarkFlagRequired("deployment")
+	}
+}
+
+func newUploadStemcellCommand(o *clientOptions) *cobra.Command {
 	var scName, scVersion, scOS string
-	uploadStemcell := &cobra.Command{
+	cmd := &cobra.Command{
 		Use:   "upload-stemcell",
 		Short: "Create a light stemcell (stemcell.MF + empty image) and upload it",
 		Args:  cobra.NoArgs,
@@ -128,12 +143,15 @@ func addClientCommands(root *cobra.Command) {
 			return err
 		},
 	}
-	uploadStemcell.Flags().StringVar(&scName, "name", "bosh-local-ubuntu-jammy-go_agent", "stemcell name")
-	uploadStemcell.Flags().StringVar(&scVersion, "version", "1.0", "stemcell version")
-	uploadStemcell.Flags().StringVar(&scOS, "os", "ubuntu-jammy", "stemcell operating system (what manifests' stemcells.os names)")
+	cmd.Flags().StringVar(&scName, "name", "bosh-local-ubuntu-jammy-go_agent", "stemcell name")
+	cmd.Flags().StringVar(&scVersion, "version", "1.0", "stemcell version")
+	cmd.Flags().StringVar(&scOS, "os", "ubuntu-jammy", "stemcell operating system (what manifests' stemcells.os names)")
+	return cmd
+}
 
+func newUploadReleaseCommand(o *clientOptions) *cobra.Command {
 	var repo string
-	uploadRelease := &cobra.Command{
+	cmd := &cobra.Command{
 		Use:   "upload-release [TARBALL]",
 		Short: "Upload a release tarball; without one, build this repository's dev release (blobs + release.Build) and upload it",
 		Args:  cobra.MaximumNArgs(1),
@@ -155,9 +173,12 @@ func addClientCommands(root *cobra.Command) {
 			return err
 		},
 	}
-	uploadRelease.Flags().StringVar(&repo, "repo", ".", "release repository to build when no tarball is given")
+	cmd.Flags().StringVar(&repo, "repo", ".", "release repository to build when no tarball is given")
+	return cmd
+}
 
-	updateCloudConfig := &cobra.Command{
+func newUpdateCloudConfigCommand(o *clientOptions) *cobra.Command {
+	return &cobra.Command{
 		Use:   "update-cloud-config FILE",
 		Short: "Replace the cloud config",
 		Args:  cobra.ExactArgs(1),
@@ -179,55 +200,76 @@ func addClientCommands(root *cobra.Command) {
 			return nil
 		},
 	}
+}
 
-	var deployment string
-	var varFiles, varKVs, opsFiles []string
-	deploy := &cobra.Command{
+// manifestInput is what `deploy` builds the manifest from.
+type manifestInput struct {
+	deployment                 string
+	varFiles, varKVs, opsFiles []string
+}
+
+// build reads the manifest at path and, as the bosh CLI does, applies the ops files first and then the
+// variables (ops files may introduce ((vars)) of their own). The manifest's name must match -d when given.
+func (in *manifestInput) build(path string) ([]byte, error) {
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	if raw, err = opsfile.ApplyToYAML(raw, in.opsFiles); err != nil {
+		return nil, err
+	}
+	v := vars.Vars{}
+	for _, f := range in.varFiles {
+		if err := v.LoadFile(f); err != nil {
+			return nil, err
+		}
+	}
+	for _, kv := range in.varKVs {
+		if err := v.Set(kv); err != nil {
+			return nil, err
+		}
+	}
+	manifest, err := vars.Interpolate(raw, v)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	var probe struct {
+		Name string `yaml:"name"`
+	}
+	if err := yaml.Unmarshal(manifest, &probe); err != nil {
+		return nil, err
+	}
+	if in.deployment != "" && probe.Name != in.deployment {
+		return nil, fmt.Errorf("-d %s does not match the manifest's name '%s'", in.deployment, probe.Name)
+	}
+	return manifest, nil
+}
+
+func newDeployCommand(o *clientOptions) *cobra.Command {
+	var in manifestInput
+	cmd := &cobra.Command{
 		Use:   "deploy -d NAME MANIFEST",
 		Short: "Apply -o ops files, interpolate ((vars)) from -l files and -v values, then deploy the manifest",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(_ *cobra.Command, args []string) error {
-			raw, err := os.ReadFile(args[0])
+			manifest, err := in.build(args[0])
 			if err != nil {
 				return err
-			}
-			// As the bosh CLI: ops files first, then variables (ops files may introduce ((vars)) of their own).
-			if raw, err = opsfile.ApplyToYAML(raw, opsFiles); err != nil {
-				return err
-			}
-			v := vars.Vars{}
-			for _, f := range varFiles {
-				if err := v.LoadFile(f); err != nil {
-					return err
-				}
-			}
-			for _, kv := range varKVs {
-				if err := v.Set(kv); err != nil {
-					return err
-				}
-			}
-			manifest, err := vars.Interpolate(raw, v)
-			if err != nil {
-				return fmt.Errorf("%s: %w", args[0], err)
-			}
-			var probe struct {
-				Name string `yaml:"name"`
-			}
-			if err := yaml.Unmarshal(manifest, &probe); err != nil {
-				return err
-			}
-			if deployment != "" && probe.Name != deployment {
-				return fmt.Errorf("-d %s does not match the manifest's name '%s'", deployment, probe.Name)
 			}
 			_, _, err = runTask(o, func(ctx context.Context, c *client.Client) (int, error) { return c.Deploy(ctx, manifest) })
 			return err
 		},
 	}
-	deploy.Flags().StringArrayVarP(&varFiles, "vars-file", "l", nil, "YAML file of variables (repeatable)")
-	deploy.Flags().StringArrayVarP(&varKVs, "var", "v", nil, "variable as name=value (repeatable)")
-	deploy.Flags().StringArrayVarP(&opsFiles, "ops-file", "o", nil, "bosh ops file applied to the manifest before interpolation (repeatable, in order)")
+	cmd.Flags().StringArrayVarP(&in.varFiles, "vars-file", "l", nil, "YAML file of variables (repeatable)")
+	cmd.Flags().StringArrayVarP(&in.varKVs, "var", "v", nil, "variable as name=value (repeatable)")
+	cmd.Flags().StringArrayVarP(&in.opsFiles, "ops-file", "o", nil, "bosh ops file applied to the manifest before interpolation (repeatable, in order)")
+	deploymentFlag(cmd, &in.deployment, false)
+	return cmd
+}
 
-	instances := &cobra.Command{
+func newInstancesCommand(o *clientOptions) *cobra.Command {
+	var deployment string
+	cmd := &cobra.Command{
 		Use:   "instances -d NAME",
 		Short: "List a deployment's instances with their process state",
 		Args:  cobra.NoArgs,
@@ -249,42 +291,52 @@ func addClientCommands(root *cobra.Command) {
 			if err != nil {
 				return err
 			}
-			tw := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
-			fmt.Fprintln(tw, "Instance\tProcess State\tAZ\tIPs\tVM CID\tBootstrap")
-			sc := bufio.NewScanner(bytes.NewReader(out))
-			for sc.Scan() {
-				var i struct {
-					JobName   string   `json:"job_name"`
-					ID        string   `json:"id"`
-					Index     int      `json:"index"`
-					JobState  *string  `json:"job_state"`
-					AZ        *string  `json:"az"`
-					IPs       []string `json:"ips"`
-					VMCID     *string  `json:"vm_cid"`
-					Bootstrap bool     `json:"bootstrap"`
-					State     string   `json:"state"`
-				}
-				if err := json.Unmarshal(sc.Bytes(), &i); err != nil {
-					return err
-				}
-				js, az, cid := i.State, "-", "-"
-				if i.JobState != nil {
-					js = *i.JobState
-				}
-				if i.AZ != nil {
-					az = *i.AZ
-				}
-				if i.VMCID != nil {
-					cid = *i.VMCID
-				}
-				fmt.Fprintf(tw, "%s/%s (%d)\t%s\t%s\t%s\t%s\t%v\n", i.JobName, i.ID, i.Index, js, az, strings.Join(i.IPs, ","), cid, i.Bootstrap)
-			}
-			return tw.Flush()
+			return printInstances(os.Stdout, out)
 		},
 	}
+	deploymentFlag(cmd, &deployment, true)
+	return cmd
+}
 
+// printInstances prints an instances task result (one JSON object per line) as a table.
+func printInstances(w io.Writer, result []byte) error {
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "Instance\tProcess State\tAZ\tIPs\tVM CID\tBootstrap")
+	sc := bufio.NewScanner(bytes.NewReader(result))
+	for sc.Scan() {
+		var i struct {
+			JobName   string   `json:"job_name"`
+			ID        string   `json:"id"`
+			Index     int      `json:"index"`
+			JobState  *string  `json:"job_state"`
+			AZ        *string  `json:"az"`
+			IPs       []string `json:"ips"`
+			VMCID     *string  `json:"vm_cid"`
+			Bootstrap bool     `json:"bootstrap"`
+			State     string   `json:"state"`
+		}
+		if err := json.Unmarshal(sc.Bytes(), &i); err != nil {
+			return err
+		}
+		js, az, cid := i.State, "-", "-"
+		if i.JobState != nil {
+			js = *i.JobState
+		}
+		if i.AZ != nil {
+			az = *i.AZ
+		}
+		if i.VMCID != nil {
+			cid = *i.VMCID
+		}
+		fmt.Fprintf(tw, "%s/%s (%d)\t%s\t%s\t%s\t%s\t%v\n", i.JobName, i.ID, i.Index, js, az, strings.Join(i.IPs, ","), cid, i.Bootstrap)
+	}
+	return tw.Flush()
+}
+
+func newRunErrandCommand(o *clientOptions) *cobra.Command {
+	var deployment string
 	var keepAlive bool
-	runErrand := &cobra.Command{
+	cmd := &cobra.Command{
 		Use:   "run-errand -d NAME ERRAND",
 		Short: "Run an errand and print its output; exits with the errand's exit code",
 		Args:  cobra.ExactArgs(1),
@@ -299,23 +351,9 @@ func addClientCommands(root *cobra.Command) {
 			if err != nil {
 				return err
 			}
-			code := 0
-			sc := bufio.NewScanner(bytes.NewReader(out))
-			sc.Buffer(make([]byte, 1<<20), 16<<20)
-			for sc.Scan() {
-				var r struct {
-					Instance struct{ Group, ID string } `json:"instance"`
-					ExitCode int                        `json:"exit_code"`
-					Stdout   string                     `json:"stdout"`
-					Stderr   string                     `json:"stderr"`
-				}
-				if err := json.Unmarshal(sc.Bytes(), &r); err != nil {
-					return err
-				}
-				fmt.Printf("Instance   %s/%s\nExit Code  %d\nStdout     %s\nStderr     %s\n", r.Instance.Group, r.Instance.ID, r.ExitCode, r.Stdout, r.Stderr)
-				if r.ExitCode != 0 {
-					code = r.ExitCode
-				}
+			code, err := printErrandResults(os.Stdout, out)
+			if err != nil {
+				return err
 			}
 			if code != 0 {
 				return &errandExitError{errand: args[0], code: code}
@@ -323,10 +361,39 @@ func addClientCommands(root *cobra.Command) {
 			return nil
 		},
 	}
-	runErrand.Flags().BoolVar(&keepAlive, "keep-alive", false, "keep the errand VM")
+	cmd.Flags().BoolVar(&keepAlive, "keep-alive", false, "keep the errand VM")
+	deploymentFlag(cmd, &deployment, true)
+	return cmd
+}
 
+// printErrandResults prints an errand task result (one JSON line per instance) and returns the last non-zero
+// exit code (0 when every instance succeeded).
+func printErrandResults(w io.Writer, result []byte) (int, error) {
+	code := 0
+	sc := bufio.NewScanner(bytes.NewReader(result))
+	sc.Buffer(make([]byte, 1<<20), 16<<20)
+	for sc.Scan() {
+		var r struct {
+			Instance struct{ Group, ID string } `json:"instance"`
+			ExitCode int                        `json:"exit_code"`
+			Stdout   string                     `json:"stdout"`
+			Stderr   string                     `json:"stderr"`
+		}
+		if err := json.Unmarshal(sc.Bytes(), &r); err != nil {
+			return 0, err
+		}
+		fmt.Fprintf(w, "Instance   %s/%s\nExit Code  %d\nStdout     %s\nStderr     %s\n", r.Instance.Group, r.Instance.ID, r.ExitCode, r.Stdout, r.Stderr)
+		if r.ExitCode != 0 {
+			code = r.ExitCode
+		}
+	}
+	return code, nil
+}
+
+func newDeleteDeploymentCommand(o *clientOptions) *cobra.Command {
+	var deployment string
 	var force bool
-	deleteDeployment := &cobra.Command{
+	cmd := &cobra.Command{
 		Use:   "delete-deployment -d NAME",
 		Short: "Delete a deployment: every VM and persistent disk",
 		Args:  cobra.NoArgs,
@@ -337,28 +404,13 @@ func addClientCommands(root *cobra.Command) {
 			return err
 		},
 	}
-	deleteDeployment.Flags().BoolVar(&force, "force", false, "ignore errors")
+	cmd.Flags().BoolVar(&force, "force", false, "ignore errors")
+	deploymentFlag(cmd, &deployment, true)
+	return cmd
+}
 
-	var stateTarget string
-	changeState := func(use, state, short string) *cobra.Command {
-		return &cobra.Command{
-			Use:   use + " -d NAME [GROUP[/INDEX-OR-ID]]",
-			Short: short,
-			Args:  cobra.MaximumNArgs(1),
-			RunE: func(_ *cobra.Command, args []string) error {
-				stateTarget = "*"
-				if len(args) == 1 {
-					stateTarget = args[0]
-				}
-				_, _, err := runTask(o, func(ctx context.Context, c *client.Client) (int, error) {
-					return c.ChangeState(ctx, deployment, stateTarget, state)
-				})
-				return err
-			},
-		}
-	}
-
-	task := &cobra.Command{
+func newTaskCommand(o *clientOptions) *cobra.Command {
+	return &cobra.Command{
 		Use:   "task N",
 		Short: "Follow a task's events until it ends",
 		Args:  cobra.ExactArgs(1),
@@ -371,39 +423,46 @@ func addClientCommands(root *cobra.Command) {
 			return err
 		},
 	}
+}
 
-	for _, cmd := range []*cobra.Command{deploy, instances, runErrand, deleteDeployment} {
-		cmd.Flags().StringVarP(&deployment, "deployment", "d", "", "deployment name")
-	}
-	for _, cmd := range []*cobra.Command{instances, runErrand, deleteDeployment} {
-		_ = cmd.MarkFlagRequired("deployment")
-	}
-	stateCmds := []*cobra.Command{
-		changeState("start", "started", "Start instances"),
-		changeState("stop", "stopped", "Stop instances (--hard: delete their VMs, keep disks)"),
-		changeState("restart", "restart", "Restart instances"),
-		changeState("recreate", "recreate", "Recreate instances' VMs (disks are kept)"),
-	}
+// newStateCommands makes start, stop (--hard: detached), restart and recreate.
+func newStateCommands(o *clientOptions) []*cobra.Command {
+	fixed := func(s string) func() string { return func() string { return s } }
 	var hard bool
-	stateCmds[1].Flags().BoolVar(&hard, "hard", false, "delete the VMs (state detached)")
-	stop := stateCmds[1]
-	stopRun := stop.RunE
-	stop.RunE = func(cmd *cobra.Command, args []string) error {
-		if !hard {
-			return stopRun(cmd, args)
+	stop := newStateCommand(o, "stop", "Stop instances (--hard: delete their VMs, keep disks)", func() string {
+		if hard {
+			return "detached"
 		}
-		target := "*"
-		if len(args) == 1 {
-			target = args[0]
-		}
-		_, _, err := runTask(o, func(ctx context.Context, c *client.Client) (int, error) {
-			return c.ChangeState(ctx, deployment, target, "detached")
-		})
-		return err
+		return "stopped"
+	})
+	stop.Flags().BoolVar(&hard, "hard", false, "delete the VMs (state detached)")
+	return []*cobra.Command{
+		newStateCommand(o, "start", "Start instances", fixed("started")),
+		stop,
+		newStateCommand(o, "restart", "Restart instances", fixed("restart")),
+		newStateCommand(o, "recreate", "Recreate instances' VMs (disks are kept)", fixed("recreate")),
 	}
-	for _, cmd := range stateCmds {
-		cmd.Flags().StringVarP(&deployment, "deployment", "d", "", "deployment name")
-		_ = cmd.MarkFlagRequired("deployment")
+}
+
+// newStateCommand makes a command that converges the selected instances (GROUP[/INDEX-OR-ID], or all) to the
+// state that state() returns when it runs.
+func newStateCommand(o *clientOptions, use, short string, state func() string) *cobra.Command {
+	var deployment string
+	cmd := &cobra.Command{
+		Use:   use + " -d NAME [GROUP[/INDEX-OR-ID]]",
+		Short: short,
+		Args:  cobra.MaximumNArgs(1),
+		RunE: func(_ *cobra.Command, args []string) error {
+			target := "*"
+			if len(args) == 1 {
+				target = args[0]
+			}
+			_, _, err := runTask(o, func(ctx context.Context, c *client.Client) (int, error) {
+				return c.ChangeState(ctx, deployment, target, state())
+			})
+			return err
+		},
 	}
-	root.AddCommand(append([]*cobra.Command{uploadStemcell, uploadRelease, updateCloudConfig, deploy, instances, runErrand, deleteDeployment, task}, stateCmds...)...)
+	deploymentFlag(cmd, &deployment, true)
+	return cmd
 }

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"crypto/rand"
+	"crypto/tls"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -79,54 +80,82 @@ func runServe(o *serveOptions) error {
 	if err := vm.EnsureBridge(ctx, o.bridge, o.bridgeCIDR); err != nil {
 		return fmt.Errorf("refusing to serve: the VM bridge cannot be set up: %w", err)
 	}
-	listen := o.listen
+	listen, ips, err := listenAddrs(o.listen, o.port, cidr)
+	if err != nil {
+		return err
+	}
+	srv, tlsCfg, err := openDirector(ctx, o, cidr, ips, lg)
+	if err != nil {
+		return err
+	}
+	hs := &http.Server{Handler: srv.Handler(), TLSConfig: tlsCfg, ReadHeaderTimeout: 30 * time.Second}
+	return serveUntilDone(ctx, hs, listen, func(addr string) {
+		lg.Info("serving the director API", zap.String("url", "https://"+addr), zap.String("ca-cert", api.TLSPaths(srv.Store.Dir()).CACert),
+			zap.String("user", srv.Creds.User), zap.String("bridge", o.bridge), zap.String("reason", "serve"))
+	})
+}
+
+// listenAddrs decides where to serve: the --listen addresses, or by default 127.0.0.1 and the bridge address on
+// port. Only loopback and the bridge address are allowed (the director API must not face other networks); the
+// IPs are the server certificate's SANs.
+func listenAddrs(listen []string, port int, bridge netip.Prefix) ([]string, []net.IP, error) {
 	if len(listen) == 0 {
-		listen = []string{fmt.Sprintf("127.0.0.1:%d", o.port), fmt.Sprintf("%s:%d", cidr.Addr(), o.port)}
+		listen = []string{fmt.Sprintf("127.0.0.1:%d", port), fmt.Sprintf("%s:%d", bridge.Addr(), port)}
 	}
 	var ips []net.IP
 	for _, addr := range listen {
 		host, _, err := net.SplitHostPort(addr)
 		if err != nil {
-			return fmt.Errorf("--listen %q: %w", addr, err)
+			return nil, nil, fmt.Errorf("--listen %q: %w", addr, err)
 		}
 		ip := net.ParseIP(host)
-		if ip == nil || !(ip.IsLoopback() || ip.Equal(net.IP(cidr.Addr().AsSlice()))) {
-			return fmt.Errorf("--listen %q: serve on a loopback address or the VM bridge address %s only", addr, cidr.Addr())
+		if ip == nil || !(ip.IsLoopback() || ip.Equal(net.IP(bridge.Addr().AsSlice()))) {
+			return nil, nil, fmt.Errorf("--listen %q: serve on a loopback address or the VM bridge address %s only", addr, bridge.Addr())
 		}
 		ips = append(ips, ip)
 	}
+	return listen, ips, nil
+}
+
+// openDirector opens the state dir, re-attaches the running VMs and loads (or creates) the credentials and the
+// TLS certificate: everything the API server needs.
+func openDirector(ctx context.Context, o *serveOptions, cidr netip.Prefix, ips []net.IP, lg *zap.Logger) (*api.Server, *tls.Config, error) {
 	if err := os.MkdirAll(o.stateDir, 0o700); err != nil {
-		return err
+		return nil, nil, err
 	}
 	stateDir, err := filepath.Abs(o.stateDir)
 	if err != nil {
-		return err
+		return nil, nil, err
 	}
 	store, err := state.Open(stateDir)
 	if err != nil {
-		return err
+		return nil, nil, err
 	}
 	runner, err := tasks.NewRunner(store, lg)
 	if err != nil {
-		return err
+		return nil, nil, err
 	}
 	dep, err := deployer.New(deployer.Config{StateDir: stateDir, Bridge: o.bridge, BridgeCIDR: cidr, VMPrefix: o.vmPrefix, Log: lg}, store)
 	if err != nil {
-		return err
+		return nil, nil, err
 	}
 	if err := dep.Recover(ctx); err != nil {
-		return fmt.Errorf("re-attaching VMs: %w", err)
+		return nil, nil, fmt.Errorf("re-attaching VMs: %w", err)
 	}
 	creds, err := api.LoadOrCreateCredentials(stateDir, api.Credentials{User: o.user, Password: o.password})
 	if err != nil {
-		return err
+		return nil, nil, err
 	}
 	tlsCfg, err := api.LoadOrCreateTLS(stateDir, ips)
 	if err != nil {
-		return err
+		return nil, nil, err
 	}
 	srv := &api.Server{Name: "local-director", UUID: directorUUID(stateDir), Creds: creds, Store: store, Tasks: runner, Deployer: dep, Log: lg.Named("api")}
-	hs := &http.Server{Handler: srv.Handler(), TLSConfig: tlsCfg, ReadHeaderTimeout: 30 * time.Second}
+	return srv, tlsCfg, nil
+}
+
+// serveUntilDone serves hs on every address until ctx ends or a listener fails, then shuts down gracefully.
+func serveUntilDone(ctx context.Context, hs *http.Server, listen []string, serving func(addr string)) error {
 	errc := make(chan error, len(listen))
 	for _, addr := range listen {
 		ln, err := net.Listen("tcp", addr)
@@ -134,8 +163,7 @@ func runServe(o *serveOptions) error {
 			return fmt.Errorf("listening on %s: %w", addr, err)
 		}
 		go func() { errc <- hs.ServeTLS(ln, "", "") }()
-		lg.Info("serving the director API", zap.String("url", "https://"+addr), zap.String("ca-cert", api.TLSPaths(stateDir).CACert),
-			zap.String("user", creds.User), zap.String("bridge", o.bridge), zap.String("reason", "serve"))
+		serving(addr)
 	}
 	select {
 	case <-ctx.Done():

@@ -18,6 +18,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/etcd-release/etcd-release/src/etcd_ctl/config"
+	"github.com/etcd-release/etcd-release/src/etcd_ctl/retry"
 	"github.com/etcd-release/etcd-release/src/etcd_ctl/status"
 	"github.com/etcd-release/etcd-release/src/testkit/localcluster"
 )
@@ -133,11 +134,14 @@ func down(o *options) error {
 			continue
 		}
 		_ = syscall.Kill(pid, syscall.SIGTERM)
-		deadline := time.Now().Add(45 * time.Second)
-		for syscall.Kill(pid, 0) == nil && time.Now().Before(deadline) {
-			time.Sleep(200 * time.Millisecond)
-		}
-		if syscall.Kill(pid, 0) == nil {
+		gone := retry.Poll(context.Background(), retry.Options{Interval: 200 * time.Millisecond, Timeout: 45 * time.Second},
+			func(context.Context) error {
+				if syscall.Kill(pid, 0) == nil {
+					return errors.New("still running")
+				}
+				return nil
+			})
+		if gone != nil {
 			_ = syscall.Kill(pid, syscall.SIGKILL)
 			fmt.Printf("member %d did not stop in time and was killed\n", i)
 		} else {
