@@ -45,6 +45,9 @@
 // (disks kept). A restarted director re-attaches the running VMs (Recover); a VM it cannot attach is treated
 // like an unresponsive agent and replaced by the next deploy.
 //
+// The rules behind placement (placement.go) and update ordering (order.go) are pure functions of the planned and
+// existing instances, table-tested; the methods around them only run what they decide.
+//
 // # Where it differs from BOSH, and why
 //
 //   - Compilation runs on the host in a scratch directory (no compilation VM): BOSH_COMPILE_TARGET and

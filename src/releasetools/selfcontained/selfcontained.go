@@ -20,7 +20,7 @@ var Forbidden = []string{
 	"bosh-" + "semantics",
 	"DESIGN" + ".md",
 	"../" + "shared",
-	"shared/" + "reference",
+	"shared" + "/reference",
 	"reference/" + "director-api",
 	"etcd-" + "notes.md",
 }

@@ -19,8 +19,8 @@ func TestScan(t *testing.T) {
 		{"clean", "// The agent runs bash -x packaging (cloudfoundry/bosh-agent agent/compiler/compiler_unix.go).\n", nil},
 		{"section citation", "a\n// placement (bosh-" + "semantics §6)\n", []Finding{{"f", 2, "bosh-" + "semantics"}}},
 		{"design doc", "// Invariants (see DESIGN" + ".md): only\n", []Finding{{"f", 1, "DESIGN" + ".md"}}},
-		{"shared path", "(`../" + "shared/" + "reference/" + "director-api.md`)\n", []Finding{
-			{"f", 1, "../" + "shared"}, {"f", 1, "shared/" + "reference"}, {"f", 1, "reference/" + "director-api"}}},
+		{"shared path", "(`../" + "shared" + "/reference/" + "director-api.md`)\n", []Finding{
+			{"f", 1, "../" + "shared"}, {"f", 1, "shared" + "/reference"}, {"f", 1, "reference/" + "director-api"}}},
 		{"our own api doc is fine", "see docs/director-api.md\n", nil},
 		{"binary skipped", "\x00bosh-" + "semantics", nil},
 	} {
