@@ -2,6 +2,8 @@ package metrics
 
 import (
 	"net"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -11,6 +13,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/etcd-release/etcd-release/src/etcd_ctl/config"
+	"github.com/etcd-release/etcd-release/src/etcd_ctl/membership"
 	"github.com/etcd-release/etcd-release/src/etcd_ctl/pki"
 )
 
@@ -155,4 +158,20 @@ func TestMovedAsideWithoutDisk(t *testing.T) {
 	_, err := New(reg, nil, t.TempDir()+"/no-disk/etcd", time.Now)
 	require.NoError(t, err)
 	require.Equal(t, 0.0, gather(t, reg)["etcd_ctl_moved_aside_copies{}"], "no persistent disk yet: no copies, and the scrape still succeeds")
+}
+
+// TestMovedAsideCountsMembershipsCopies moves real data dirs aside with membership.MoveAside, so that the count
+// follows its naming.
+func TestMovedAsideCountsMembershipsCopies(t *testing.T) {
+	dataDir := filepath.Join(t.TempDir(), "etcd")
+	require.NoError(t, os.MkdirAll(dataDir, 0o700))
+	reg := prometheus.NewRegistry()
+	_, err := New(reg, nil, dataDir, time.Now)
+	require.NoError(t, err)
+	require.Equal(t, 0.0, gather(t, reg)["etcd_ctl_moved_aside_copies{}"])
+	_, err = membership.MoveAside(dataDir, "removed-member", time.Now())
+	require.NoError(t, err)
+	_, err = membership.MoveAside(dataDir, "other cluster", time.Now().Add(time.Second))
+	require.NoError(t, err)
+	require.Equal(t, 2.0, gather(t, reg)["etcd_ctl_moved_aside_copies{}"])
 }
