@@ -128,7 +128,7 @@ func TestHTTPSListenerServesOnlyMetricsScrapers(t *testing.T) {
 	svc.Deciding()
 	e := startEtcd(t)
 	svc.Decided("bootstrap")
-	svc.EtcdRunning(e.Server)
+	svc.EtcdRunning(e.Server, "bootstrap")
 	code, body, err = get(scraper, base+"/metrics")
 	require.NoError(t, err)
 	require.Equal(t, http.StatusOK, code)

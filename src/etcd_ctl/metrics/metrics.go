@@ -8,7 +8,9 @@
 //
 // /metrics is promhttp's handler for the Prometheus default registry, the registry etcd v3.6 registers its
 // own metrics on (etcdserver/api/etcdhttp/metrics.go); etcd_ctl's metrics (all named etcd_ctl_*) are
-// registered there too, so one scrape returns both.
+// registered there too, so one scrape returns both. Work that adds metrics later (maintenance: compaction and
+// defragmentation runs, reclaimed bytes; backups: the last good snapshot's age) registers its etcd_ctl_*
+// collectors on the same default registry and is served here without a change to this package.
 package metrics
 
 import (
@@ -88,26 +90,28 @@ func (m *Metrics) begin(s *stopwatch) {
 	*s = stopwatch{since: m.now()}
 }
 
-func (m *Metrics) end(s *stopwatch) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	s.took, s.done = m.now().Sub(s.since), true
-}
-
 // Deciding records that the start decision began.
 func (m *Metrics) Deciding() { m.begin(&m.deciding) }
 
 // Decided records the decision taken, and freezes the wait at the time it took.
 func (m *Metrics) Decided(kind string) {
-	m.end(&m.deciding)
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.deciding.took, m.deciding.done = m.now().Sub(m.deciding.since), true
 	m.decision.WithLabelValues(kind).Set(1)
 }
 
 // CatchingUp records that a joining learner's etcd is ready and catching up with the leader.
 func (m *Metrics) CatchingUp() { m.begin(&m.catchUp) }
 
-// Promoted records that the learner is a voting member.
-func (m *Metrics) Promoted() { m.end(&m.catchUp) }
+// Running records that the start is complete: a learner that was catching up is a voting member now.
+func (m *Metrics) Running() {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if c := &m.catchUp; !c.since.IsZero() && !c.done {
+		c.took, c.done = m.now().Sub(c.since), true
+	}
+}
 
 // SetEtcd makes the alarm metric read the running etcd's alarms (nil: etcd is not running).
 func (m *Metrics) SetEtcd(a AlarmSource) { m.alarms.set(a) }

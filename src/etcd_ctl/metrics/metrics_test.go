@@ -143,7 +143,7 @@ func TestMetricsValues(t *testing.T) {
 	require.Equal(t, 42.0, got["etcd_ctl_start_decision_wait_seconds{}"], "frozen at the decision")
 	require.Equal(t, 1.0, got["etcd_ctl_start_decision{kind=join}"])
 	require.Equal(t, 3600.0, got["etcd_ctl_learner_catch_up_seconds{}"])
-	m.Promoted()
+	m.Running()
 	now = now.Add(time.Hour)
 	got = gather(t, reg)
 	require.Equal(t, 3600.0, got["etcd_ctl_learner_catch_up_seconds{}"])
@@ -151,6 +151,19 @@ func TestMetricsValues(t *testing.T) {
 
 	require.NoError(t, mkdirs(dir, "etcd", "etcd.moved-aside.20260101T000000Z.removed-member", "etcd.moved-aside.20260102T000000Z.other-cluster"))
 	require.Equal(t, 2.0, gather(t, reg)["etcd_ctl_moved_aside_copies{}"])
+}
+
+func TestRunningWithoutCatchUp(t *testing.T) {
+	require.Equal(t, membership.KindJoin, KindJoin)
+	reg := prometheus.NewRegistry()
+	m, err := New(reg, nil, t.TempDir()+"/etcd", time.Now)
+	require.NoError(t, err)
+	m.Deciding()
+	m.Decided(membership.KindRestart)
+	m.Running()
+	got := gather(t, reg)
+	require.Equal(t, 0.0, got["etcd_ctl_learner_catch_up_seconds{}"], "a restart has no catch-up")
+	require.Equal(t, 1.0, got["etcd_ctl_start_decision{kind=restart}"])
 }
 
 func TestMovedAsideWithoutDisk(t *testing.T) {

@@ -30,10 +30,14 @@ func Start(c *config.Config, lg *zap.Logger) (*Service, error) {
 	return &Service{Metrics: m, listener: l}, nil
 }
 
-// EtcdRunning points /health and the alarm metric at the running etcd.
-func (s *Service) EtcdRunning(srv *etcdserver.EtcdServer) {
+// EtcdRunning points /health and the alarm metric at the running etcd, which is ready; after a join (kind) it
+// is a learner catching up until Running.
+func (s *Service) EtcdRunning(srv *etcdserver.EtcdServer, kind string) {
 	s.listener.SetEtcd(srv, "")
 	s.SetEtcd(srv)
+	if kind == KindJoin {
+		s.CatchingUp()
+	}
 }
 
 // EtcdStopping makes /health answer 503 with reason while etcd stops.
@@ -41,6 +45,9 @@ func (s *Service) EtcdStopping(reason string) {
 	s.SetEtcd(nil)
 	s.listener.SetEtcd(nil, reason)
 }
+
+// KindJoin is membership.KindJoin (membership imports etcdserver, which this package need not depend on).
+const KindJoin = "join"
 
 // Close stops the listener.
 func (s *Service) Close() { s.listener.Close() }

@@ -94,14 +94,11 @@ func Run(ctx context.Context, c *config.Config, lg *zap.Logger) error {
 		return err
 	}
 	setHealth(etcdHealth(srv))
-	met.EtcdRunning(srv.Etcd().Server)
+	met.EtcdRunning(srv.Etcd().Server, st.Kind)
 	stopping := func() (bool, string) { return false, "etcd is stopping" }
 	markStopping := func() {
 		setHealth(stopping)
 		met.EtcdStopping("etcd is stopping")
-	}
-	if st.Kind == membership.KindJoin {
-		met.CatchingUp()
 	}
 	if err := mgr.Complete(ctx, st, srv); err != nil {
 		markStopping()
@@ -113,9 +110,7 @@ func Run(ctx context.Context, c *config.Config, lg *zap.Logger) error {
 		}
 		return err
 	}
-	if st.Kind == membership.KindJoin {
-		met.Promoted()
-	}
+	met.Running()
 	lg.Info("member is running", zap.String("kind", st.Kind), zap.String("member-id", srv.Etcd().Server.MemberID().String()))
 
 	select {
