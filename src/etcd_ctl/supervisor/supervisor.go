@@ -40,6 +40,13 @@ func Run(ctx context.Context, c *config.Config, lg *zap.Logger) error {
 	if err != nil {
 		return fmt.Errorf("invalid configuration (nothing was started):\n%w", err)
 	}
+	// The metrics listener runs from before the decision until etcd_ctl exits, so a waiting member is visible;
+	// binding it first means a port conflict fails start before anything is written.
+	met, err := metrics.Start(c, lg)
+	if err != nil {
+		return fmt.Errorf("nothing was started: %w", err)
+	}
+	defer met.Close()
 	if err := os.MkdirAll(c.Paths.RunDir, 0o755); err != nil {
 		return fmt.Errorf("creating run dir: %w", err)
 	}
@@ -56,13 +63,6 @@ func Run(ctx context.Context, c *config.Config, lg *zap.Logger) error {
 	if err := os.MkdirAll(c.Paths.DataDir, 0o700); err != nil {
 		return fmt.Errorf("creating data dir: %w", err)
 	}
-
-	// The metrics listener runs from before the decision until etcd_ctl exits, so a waiting member is visible.
-	met, err := metrics.Start(c, lg)
-	if err != nil {
-		return err
-	}
-	defer met.Close()
 
 	mgr := membership.NewManager(c, lg)
 	// A consul source keeps this member's TTL health check fresh from registration until etcd_ctl exits.

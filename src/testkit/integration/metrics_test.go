@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -202,4 +203,22 @@ func TestMetricsHTTPSServesOnlyTheMetricsCA(t *testing.T) {
 	require.Eventually(t, func() bool { return len(query(t, with, `etcd_server_has_leader{job="etcd"} == 1`)) == 1 }, time.Minute, time.Second)
 	require.Eventually(t, func() bool { return len(query(t, without, `up{job="etcd"} == 0`)) == 1 }, time.Minute, time.Second)
 	require.Empty(t, query(t, without, `etcd_server_has_leader`), "a scraper without the metrics certificate gets no metrics")
+}
+
+// TestMetricsPortInUseStartsNothing: when another process holds etcd.metrics_port on the VM's address, start
+// fails naming the property, before it writes a pidfile or creates the data dir.
+func TestMetricsPortInUseStartsNothing(t *testing.T) {
+	c := newCluster(t, 1, withTLS(false, false))
+	cfg := c.config(0)
+	l, err := net.Listen("tcp", net.JoinHostPort(cfg.MetricsHost(), fmt.Sprint(cfg.Etcd.MetricsPort)))
+	require.NoError(t, err)
+	defer l.Close()
+	out, err := exec.Command(c.bin, "start", "--config", c.layout.ConfigPath(0)).CombinedOutput()
+	require.Error(t, err)
+	require.Contains(t, string(out), "nothing was started: etcd.metrics_port: listening on "+l.Addr().String())
+	require.Contains(t, string(out), "address already in use")
+	_, statErr := os.Stat(cfg.Paths.DataDir)
+	require.True(t, os.IsNotExist(statErr), "no data dir was created")
+	_, statErr = os.Stat(cfg.Paths.PidFile())
+	require.True(t, os.IsNotExist(statErr), "no pidfile was written")
 }
