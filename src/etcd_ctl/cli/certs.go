@@ -17,6 +17,7 @@ type certsOptions struct {
 	ips          []string
 	sharedPeerCA bool
 	clientCN     string
+	metrics      bool
 }
 
 func newCertsCmd() *cobra.Command {
@@ -50,6 +51,11 @@ usages), and a client certificate. Files are written to --out with keys 0600, to
 			if err := writeSet(o.out, set); err != nil {
 				return err
 			}
+			if o.metrics {
+				if err := writeMetricsSet(o.out, set, ips, o.dnsNames); err != nil {
+					return err
+				}
+			}
 			fmt.Fprintf(cmd.OutOrStdout(), "wrote certificates and %s\n", filepath.Join(o.out, "vars.yml"))
 			return nil
 		},
@@ -59,6 +65,7 @@ usages), and a client certificate. Files are written to --out with keys 0600, to
 	cmd.Flags().StringSliceVar(&o.ips, "ip", nil, "IP address the server and peer certificates cover (repeatable)")
 	cmd.Flags().BoolVar(&o.sharedPeerCA, "shared-peer-ca", false, "issue peer certificates from the client CA instead of a separate peer CA")
 	cmd.Flags().StringVar(&o.clientCN, "client-common-name", "etcd-client", "common name of the client certificate")
+	cmd.Flags().BoolVar(&o.metrics, "metrics", false, "also generate a metrics CA, a metrics server certificate for the same hosts and a scraper client certificate (etcd.metrics_scheme https), and add them to vars.yml")
 	return cmd
 }
 
@@ -70,6 +77,28 @@ func writeSet(dir string, s *pki.Set) error {
 		"ca.crt": s.CACert, "ca.key": s.CAKey, "server.crt": s.ServerCert, "server.key": s.ServerKey,
 		"client.crt": s.ClientCert, "client.key": s.ClientKey, "peer-ca.crt": s.PeerCACert, "peer-ca.key": s.PeerCAKey,
 		"peer.crt": s.PeerCert, "peer.key": s.PeerKey, "vars.yml": s.VarsYAML(),
+	} {
+		mode := os.FileMode(0o644)
+		if filepath.Ext(name) == ".key" || name == "vars.yml" {
+			mode = 0o600
+		}
+		if err := os.WriteFile(filepath.Join(dir, name), content, mode); err != nil {
+			return fmt.Errorf("writing %s: %w", name, err)
+		}
+	}
+	return nil
+}
+
+// writeMetricsSet writes the metrics listener's CA, server and scraper certificates and rewrites vars.yml with
+// their variables appended.
+func writeMetricsSet(dir string, s *pki.Set, ips []net.IP, dnsNames []string) error {
+	m, err := pki.GenerateMetricsSet(ips, dnsNames)
+	if err != nil {
+		return err
+	}
+	for name, content := range map[string][]byte{
+		"metrics-ca.crt": m.CACert, "metrics-ca.key": m.CAKey, "metrics-server.crt": m.ServerCert, "metrics-server.key": m.ServerKey,
+		"metrics-scraper.crt": m.ScraperCert, "metrics-scraper.key": m.ScraperKey, "vars.yml": append(s.VarsYAML(), m.VarsYAML()...),
 	} {
 		mode := os.FileMode(0o644)
 		if filepath.Ext(name) == ".key" || name == "vars.yml" {

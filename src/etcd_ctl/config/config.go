@@ -89,6 +89,15 @@ type Properties struct {
 	// Consul holds the etcd.consul.* properties: register with the colocated consul agent and resolve members
 	// through consul DNS.
 	Consul ConsulProperties `json:"consul"`
+
+	// The metrics listener (etcd.metrics_*): etcd's and etcd_ctl's Prometheus metrics and /health on the VM's
+	// address, apart from the client port so that a scraper needs no data access. See metrics.go.
+	MetricsPort       int    `json:"metrics_port"`
+	MetricsScheme     string `json:"metrics_scheme"`
+	MetricsLevel      string `json:"metrics_level"`
+	MetricsCACert     string `json:"metrics_ca_cert"`
+	MetricsServerCert string `json:"metrics_server_cert"`
+	MetricsServerKey  Secret `json:"metrics_server_key"`
 }
 
 // ConsulProperties are the `etcd.consul.*` job properties.
@@ -235,6 +244,9 @@ func DefaultProperties() Properties {
 			WaitTimeoutInSeconds: 300,
 			CheckTTLInSeconds:    30,
 		},
+		MetricsPort:   DefaultMetricsPort,
+		MetricsScheme: "http",
+		MetricsLevel:  "basic",
 	}
 }
 

@@ -78,6 +78,7 @@ func (c *Config) Validate(now time.Time) (warnings []string, err error) {
 	if e.Consul.Enabled {
 		c.validateConsul(add)
 	}
+	c.validateMetrics(add)
 	if c.Paths.DataDir == "" {
 		add("paths.data_dir", "is empty")
 	}
@@ -93,6 +94,9 @@ func (c *Config) Validate(now time.Time) (warnings []string, err error) {
 		tw, terrs := c.validateTLS(now)
 		warnings = append(warnings, tw...)
 		errs = append(errs, terrs...)
+		mw, merrs := c.validateMetricsTLS(now)
+		warnings = append(warnings, mw...)
+		errs = append(errs, merrs...)
 	}
 	return warnings, errors.Join(errs...)
 }

@@ -78,6 +78,8 @@ func BuildConfig(c *config.Config, plan Plan) (*embed.Config, error) {
 	if e.EnableDebugLogging {
 		cfg.LogLevel = "debug"
 	}
+	// etcd --metrics. The metrics listener is etcd_ctl's (src/etcd_ctl/metrics), not ListenMetricsUrls.
+	cfg.Metrics = e.MetricsLevel
 
 	var err error
 	if cfg.ListenClientUrls, err = urls(fmt.Sprintf("%s://%s:%d", e.ClientScheme(), e.ClientIP, e.ClientPort)); err != nil {
@@ -153,6 +155,7 @@ func Flags(cfg *embed.Config) []string {
 		fmt.Sprintf("--strict-reconfig-check=%t", cfg.StrictReconfigCheck),
 		fmt.Sprintf("--pre-vote=%t", cfg.PreVote),
 		fmt.Sprintf("--max-learners=%d", cfg.MaxLearners),
+		"--metrics=" + cfg.Metrics,
 	}
 	if cfg.QuotaBackendBytes > 0 {
 		f = append(f, fmt.Sprintf("--quota-backend-bytes=%d", cfg.QuotaBackendBytes))

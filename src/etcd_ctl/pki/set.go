@@ -123,10 +123,15 @@ func (s *Set) VarsYAML() []byte {
 		{"etcd_client_cert", s.ClientCert}, {"etcd_client_key", s.ClientKey},
 		{"etcd_peer_ca_cert", s.PeerCACert}, {"etcd_peer_cert", s.PeerCert}, {"etcd_peer_key", s.PeerKey},
 	} {
-		fmt.Fprintf(&b, "%s: |\n", kv.name)
-		for _, line := range strings.Split(strings.TrimRight(string(kv.value), "\n"), "\n") {
-			fmt.Fprintf(&b, "  %s\n", line)
-		}
+		writeVar(&b, kv.name, kv.value)
 	}
 	return b.Bytes()
+}
+
+// writeVar writes one multi-line YAML variable.
+func writeVar(b *bytes.Buffer, name string, value []byte) {
+	fmt.Fprintf(b, "%s: |\n", name)
+	for _, line := range strings.Split(strings.TrimRight(string(value), "\n"), "\n") {
+		fmt.Fprintf(b, "  %s\n", line)
+	}
 }

@@ -17,6 +17,7 @@ import (
 	"github.com/etcd-release/etcd-release/src/etcd_ctl/config"
 	"github.com/etcd-release/etcd-release/src/etcd_ctl/etcdserver"
 	"github.com/etcd-release/etcd-release/src/etcd_ctl/membership"
+	"github.com/etcd-release/etcd-release/src/etcd_ctl/metrics"
 	"github.com/etcd-release/etcd-release/src/etcd_ctl/peers"
 )
 
@@ -39,6 +40,13 @@ func Run(ctx context.Context, c *config.Config, lg *zap.Logger) error {
 	if err != nil {
 		return fmt.Errorf("invalid configuration (nothing was started):\n%w", err)
 	}
+	// The metrics listener runs from before the decision until etcd_ctl exits, so a waiting member is visible;
+	// binding it first means a port conflict fails start before anything is written.
+	met, err := metrics.Start(c, lg)
+	if err != nil {
+		return fmt.Errorf("nothing was started: %w", err)
+	}
+	defer met.Close()
 	if err := os.MkdirAll(c.Paths.RunDir, 0o755); err != nil {
 		return fmt.Errorf("creating run dir: %w", err)
 	}
@@ -66,10 +74,12 @@ func Run(ctx context.Context, c *config.Config, lg *zap.Logger) error {
 			hr.SetHealth(f)
 		}
 	}
+	met.Deciding()
 	st, err := mgr.Prepare(ctx)
 	if err != nil {
 		return fmt.Errorf("deciding how to start: %w", err)
 	}
+	met.Decided(st.Kind)
 	ecfg, err := etcdserver.BuildConfig(c, st.Plan)
 	if err != nil {
 		_ = mgr.Abort(st)
@@ -84,9 +94,14 @@ func Run(ctx context.Context, c *config.Config, lg *zap.Logger) error {
 		return err
 	}
 	setHealth(etcdHealth(srv))
+	met.EtcdRunning(srv.Etcd().Server, st.Kind)
 	stopping := func() (bool, string) { return false, "etcd is stopping" }
-	if err := mgr.Complete(ctx, st, srv); err != nil {
+	markStopping := func() {
 		setHealth(stopping)
+		met.EtcdStopping("etcd is stopping")
+	}
+	if err := mgr.Complete(ctx, st, srv); err != nil {
+		markStopping()
 		stopCtx, cancel := context.WithTimeout(context.Background(), StopTimeout)
 		srv.Stop(stopCtx)
 		cancel()
@@ -95,24 +110,25 @@ func Run(ctx context.Context, c *config.Config, lg *zap.Logger) error {
 		}
 		return err
 	}
+	met.Running()
 	lg.Info("member is running", zap.String("kind", st.Kind), zap.String("member-id", srv.Etcd().Server.MemberID().String()))
 
 	select {
 	case <-ctx.Done():
-		setHealth(stopping)
+		markStopping()
 		lg.Info("stopping etcd", zap.String("reason", "received a stop signal"))
 		stopCtx, cancel := context.WithTimeout(context.Background(), StopTimeout)
 		defer cancel()
 		srv.Stop(stopCtx)
 		return nil
 	case err := <-srv.Err():
-		setHealth(stopping)
+		markStopping()
 		stopCtx, cancel := context.WithTimeout(context.Background(), StopTimeout)
 		defer cancel()
 		srv.Stop(stopCtx)
 		return fmt.Errorf("etcd failed: %w", err)
 	case <-srv.Stopped():
-		setHealth(stopping)
+		markStopping()
 		if _, err := os.Stat(DrainMarker(c)); err == nil {
 			if cl, ok := mgr.Peers.(io.Closer); ok {
 				cl.Close() // drain deregisters this member; there is no check left to refresh

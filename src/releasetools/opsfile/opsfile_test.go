@@ -182,6 +182,12 @@ func TestRepositoryOpsFilesApplyToTheManifest(t *testing.T) {
 			require.Equal(t, "((etcd_ca_cert))", lookup(t, doc, append(props, "ca_cert")...), "kept")
 			require.Equal(t, "consul", lookup(t, doc, "releases").([]any)[1].(map[string]any)["name"])
 		},
+		"metrics-https.yml": func(t *testing.T, doc any) {
+			require.Equal(t, "https", lookup(t, doc, append(props, "metrics_scheme")...))
+			require.Equal(t, "((etcd_metrics_ca_cert))", lookup(t, doc, append(props, "metrics_ca_cert")...))
+			require.Equal(t, "((etcd_metrics_server_key))", lookup(t, doc, append(props, "metrics_server_key")...))
+			require.Equal(t, "((etcd_ca_cert))", lookup(t, doc, append(props, "ca_cert")...), "the client CA is kept")
+		},
 		"no-tls.yml": func(t *testing.T, doc any) {
 			require.Equal(t, map[string]any{"require_ssl": false, "peer_require_ssl": false}, lookup(t, doc, props...))
 		},

@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net"
+	"net/url"
 	"os"
 	"path/filepath"
 
@@ -132,5 +133,15 @@ func MarshalConfig(c *config.Config) ([]byte, error) {
 	}
 	etcd := m["etcd"].(map[string]any)
 	etcd["server_key"], etcd["client_key"], etcd["peer_key"] = c.Etcd.ServerKey.Value(), c.Etcd.ClientKey.Value(), c.Etcd.PeerKey.Value()
+	etcd["metrics_server_key"] = c.Etcd.MetricsServerKey.Value()
 	return json.MarshalIndent(m, "", "  ")
+}
+
+// HostPort is the host:port of a URL (a Prometheus scrape target).
+func HostPort(rawURL string) string {
+	u, err := url.Parse(rawURL)
+	if err != nil {
+		return rawURL
+	}
+	return u.Host
 }
