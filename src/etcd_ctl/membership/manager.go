@@ -139,6 +139,7 @@ func (m *Manager) moveAside(reason, slug string) error {
 		return err
 	}
 	m.Log.Warn("moved data dir aside and will rejoin as a new member", zap.String("reason", reason), zap.String("kept-at", dest))
+	m.pruneMovedAside()
 	return nil
 }
 

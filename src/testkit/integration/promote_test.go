@@ -6,6 +6,7 @@ import (
 	"io"
 	"net"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -16,6 +17,7 @@ import (
 	"github.com/stretchr/testify/require"
 	"golang.org/x/net/http2/hpack"
 
+	"github.com/etcd-release/etcd-release/src/etcd_ctl/config"
 	"github.com/etcd-release/etcd-release/src/testkit/localcluster"
 )
 
@@ -27,6 +29,9 @@ type promoteReplyDropper struct {
 	target   string
 	promotes atomic.Int32 // MemberPromote requests seen
 	dropped  atomic.Int32 // replies dropped (at most 1)
+	// refuse, while set, cuts the connection instead of forwarding any MemberPromote request (so no promote
+	// reaches the cluster) and no reply is dropped.
+	refuse atomic.Bool
 }
 
 func newPromoteReplyDropper(t *testing.T, listen, target string) *promoteReplyDropper {
@@ -108,6 +113,9 @@ func (p *promoteReplyDropper) handle(client net.Conn) {
 				for _, f := range fields {
 					if f.Name == ":path" && strings.HasSuffix(f.Value, "/MemberPromote") {
 						p.promotes.Add(1)
+						if p.refuse.Load() {
+							return
+						}
 						mu.Lock()
 						promoteStreams[sid] = true
 						mu.Unlock()
@@ -130,13 +138,35 @@ func (p *promoteReplyDropper) handle(client net.Conn) {
 		isPromote := promoteStreams[frameStream(hdr)]
 		mu.Unlock()
 		// A reply message (DATA) means the promote succeeded; an error is a trailers-only reply without DATA.
-		if hdr[3] == 0x0 && len(payload) > 0 && isPromote && p.dropped.CompareAndSwap(0, 1) {
+		if hdr[3] == 0x0 && len(payload) > 0 && isPromote && !p.refuse.Load() && p.dropped.CompareAndSwap(0, 1) {
 			return
 		}
 		if _, err := client.Write(append(hdr, payload...)); err != nil {
 			return
 		}
 	}
+}
+
+// proxiedJoiner rewrites member `joiner`'s config (of a 3-member layout whose members 0 and 2 run) so that it
+// reaches the cluster's client ports only through a promoteReplyDropper in front of member 0: its desired
+// member list names the proxy's address for member 0 and an address where nothing listens for member 2 (which
+// then answers "refused" to the joiner's probe). Peer traffic uses the live member list's URLs, unproxied.
+func (c *cluster) proxiedJoiner(t *testing.T, joiner int, tweak func(*config.Properties)) *promoteReplyDropper {
+	pip := net.ParseIP(c.layout.Address(0)).To4()
+	pip[3] = 250
+	proxyIP := pip.String()
+	cfg, err := c.layout.Config(joiner, 3)
+	require.NoError(t, err)
+	port := strconv.Itoa(cfg.Etcd.ClientPort)
+	dropper := newPromoteReplyDropper(t, net.JoinHostPort(proxyIP, port), net.JoinHostPort(c.layout.Address(0), port))
+	cfg.Link.Instances[0].Address = proxyIP
+	pip[3] = 251
+	cfg.Link.Instances[2].Address = pip.String()
+	tweak(&cfg.Etcd)
+	b, err := localcluster.MarshalConfig(cfg)
+	require.NoError(t, err)
+	require.NoError(t, os.WriteFile(c.layout.ConfigPath(joiner), b, 0o600))
+	return dropper
 }
 
 // TestLostPromoteReplyStillEndsAsVoter joins a member whose client traffic to the cluster passes through a
@@ -153,24 +183,9 @@ func TestLostPromoteReplyStillEndsAsVoter(t *testing.T) {
 	c.waitReady(2, 2*time.Minute)
 	w := c.writer("/promote")
 
-	// Member 1 reaches the cluster's client ports only through the proxy: its desired member list names the
-	// proxy's address for member 0 and a closed port's address for member 2 (so every request goes through
-	// the proxy). Peer traffic goes to the live member list's URLs, unproxied.
-	pip := net.ParseIP(c.layout.Address(0)).To4()
-	pip[3] = 250
-	proxyIP := pip.String()
-	cfg, err := c.layout.Config(1, 3)
-	require.NoError(t, err)
-	port := cfg.Etcd.ClientPort
-	dropper := newPromoteReplyDropper(t, net.JoinHostPort(proxyIP, strconv.Itoa(port)), net.JoinHostPort(c.layout.Address(0), strconv.Itoa(port)))
-	cfg.Link.Instances[0].Address = proxyIP
-	pip[3] = 251 // nothing listens there: member 2 answers "refused" to the joiner's probe
-	cfg.Link.Instances[2].Address = pip.String()
+	// Member 1 reaches the cluster's client ports only through the proxy.
 	// Short enough that the old behaviour (retry until the timeout, then roll back) fails the test quickly.
-	cfg.Etcd.StartTimeoutInSeconds = 40
-	b, err := localcluster.MarshalConfig(cfg)
-	require.NoError(t, err)
-	require.NoError(t, os.WriteFile(c.layout.ConfigPath(1), b, 0o600))
+	dropper := c.proxiedJoiner(t, 1, func(p *config.Properties) { p.StartTimeoutInSeconds = 40 })
 
 	c.start(1)
 	c.waitReady(1, 2*time.Minute)
@@ -189,4 +204,58 @@ func TestLostPromoteReplyStillEndsAsVoter(t *testing.T) {
 	c.start(1)
 	c.waitReady(1, time.Minute)
 	require.Equal(t, ids, c.memberIDs(0), "the member restarts as the same voter")
+}
+
+// TestRepeatedLearnerRollbacksKeepAtMostMaxMovedAside lets a joiner's learner start but never be promoted (the
+// proxy cuts every MemberPromote request), so each start ends in a rollback that removes the learner and moves
+// its data aside. With etcd.max_moved_aside 2, four rollbacks leave exactly the two newest copies, each
+// deletion logged, and `etcd_ctl status` lists them with their size. Once promotes pass again, the member
+// joins. A writer runs throughout; every acknowledged write is read back.
+func TestRepeatedLearnerRollbacksKeepAtMostMaxMovedAside(t *testing.T) {
+	c := newCluster(t, 3, withTLS(false, false))
+	c.start(0)
+	c.waitReady(0, time.Minute)
+	c.start(2)
+	c.waitReady(2, 2*time.Minute)
+	w := c.writer("/rollbacks")
+	dropper := c.proxiedJoiner(t, 1, func(p *config.Properties) { p.StartTimeoutInSeconds = 6; p.MaxMovedAside = 2 })
+	dropper.refuse.Store(true)
+	dataDir := c.config(1).Paths.DataDir
+
+	var seen []string
+	for round := 1; round <= 4; round++ {
+		c.start(1)
+		p := c.procs[1]
+		select {
+		case <-p.Done():
+		case <-time.After(2 * time.Minute):
+			t.Fatalf("round %d: the join was not rolled back", round)
+		}
+		require.Error(t, p.ExitErr(), "round %d: a rolled-back join exits non-zero so that monit retries", round)
+		delete(c.procs, 1)
+		copies, err := filepath.Glob(dataDir + ".moved-aside.*")
+		require.NoError(t, err)
+		require.Len(t, copies, min(round, 2), "round %d: %v", round, copies)
+		seen = append(seen, copies[len(copies)-1])
+		require.Len(t, c.status(0).Members, 2, "round %d: the learner was removed", round)
+	}
+	copies, _ := filepath.Glob(dataDir + ".moved-aside.*")
+	require.ElementsMatch(t, seen[2:], copies, "the two newest copies are kept")
+	logs, err := os.ReadFile(c.layout.LogPath(1))
+	require.NoError(t, err)
+	require.Equal(t, 2, strings.Count(string(logs), "deleted an old moved-aside copy of the data dir"))
+	require.Contains(t, string(logs), "the learner never became a voting member")
+
+	dropper.refuse.Store(false)
+	c.start(1)
+	c.waitReady(1, 2*time.Minute)
+	r := c.status(1)
+	require.Len(t, r.MovedAside, 2, "status lists the copies")
+	for _, m := range r.MovedAside {
+		require.Positive(t, m.Bytes, "with their size: %+v", m)
+		require.Equal(t, "rolled-back-learner", m.Reason)
+	}
+	res := w.Stop()
+	c.requireHealthy(3)
+	c.requireNoLoss("/rollbacks", res)
 }
