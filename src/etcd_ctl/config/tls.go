@@ -70,13 +70,20 @@ func (c *Config) validateTLS(now time.Time) (warnings []string, errs []error) {
 		} else if err := pki.CheckKeyMatchesCert(leaf, key); err != nil {
 			fail(p.keyProp, "does not belong to the certificate in %s: %v; deploy the key that was generated with that certificate", p.certProp, err)
 		}
-		if w, err := pki.CheckValidity(leaf, now); err != nil {
-			fail(p.certProp, "%v", err)
-		} else if w != "" {
-			warnings = append(warnings, fmt.Sprintf("%s: %s", p.certProp, w))
+		for i, cert := range certs {
+			what := ""
+			if i > 0 {
+				what = fmt.Sprintf("intermediate CA %d (%q): ", i, cert.Subject.CommonName)
+			}
+			if w, err := pki.CheckValidity(cert, now); err != nil {
+				fail(p.certProp, "%s%v", what, err)
+			} else if w != "" {
+				warnings = append(warnings, fmt.Sprintf("%s: %s%s", p.certProp, what, w))
+			}
 		}
 		if p.ca != nil {
-			if err := pki.VerifySignedBy(leaf, p.ca, p.usages[0]); err != nil {
+			// The property may carry intermediates after the certificate: it must verify as a chain to the bundle.
+			if err := pki.VerifyChain(certs, p.ca, p.usages[0]); err != nil {
 				fail(p.certProp, "is not signed by %s: %v", p.caProp, err)
 			}
 		}
