@@ -76,56 +76,11 @@ func (p *promoteReplyDropper) handle(client net.Conn) {
 	promoteStreams := map[uint32]bool{}
 	go func() {
 		defer closeBoth()
-		br := bufio.NewReader(client)
-		preface := make([]byte, 24) // "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
-		if _, err := io.ReadFull(br, preface); err != nil {
-			return
-		}
-		if _, err := server.Write(preface); err != nil {
-			return
-		}
-		dec := hpack.NewDecoder(4096, nil)
-		var block []byte
-		for {
-			hdr, payload, err := readFrame(br)
-			if err != nil {
-				return
-			}
-			typ, flags, sid := hdr[3], hdr[4], frameStream(hdr)
-			switch typ {
-			case 0x1: // HEADERS: strip padding and priority, then collect the header block
-				frag := payload
-				if flags&0x8 != 0 {
-					frag = frag[1 : len(frag)-int(frag[0])]
-				}
-				if flags&0x20 != 0 {
-					frag = frag[5:]
-				}
-				block = append(block[:0], frag...)
-			case 0x9: // CONTINUATION
-				block = append(block, payload...)
-			}
-			if (typ == 0x1 || typ == 0x9) && flags&0x4 != 0 { // END_HEADERS: decode in order (HPACK is stateful)
-				fields, err := dec.DecodeFull(block)
-				if err != nil {
-					return
-				}
-				for _, f := range fields {
-					if f.Name == ":path" && strings.HasSuffix(f.Value, "/MemberPromote") {
-						p.promotes.Add(1)
-						if p.refuse.Load() {
-							return
-						}
-						mu.Lock()
-						promoteStreams[sid] = true
-						mu.Unlock()
-					}
-				}
-			}
-			if _, err := server.Write(append(hdr, payload...)); err != nil {
-				return
-			}
-		}
+		p.forwardRequests(client, server, func(sid uint32) {
+			mu.Lock()
+			promoteStreams[sid] = true
+			mu.Unlock()
+		})
 	}()
 	defer closeBoth()
 	br := bufio.NewReader(server)
@@ -204,6 +159,59 @@ func TestLostPromoteReplyStillEndsAsVoter(t *testing.T) {
 	c.start(1)
 	c.waitReady(1, time.Minute)
 	require.Equal(t, ids, c.memberIDs(0), "the member restarts as the same voter")
+}
+
+// forwardRequests copies client→server frame by frame, decoding request headers (HPACK is stateful, so every
+// header block is decoded in order) to spot MemberPromote calls; it returns when either side fails.
+func (p *promoteReplyDropper) forwardRequests(client, server net.Conn, promote func(stream uint32)) {
+	br := bufio.NewReader(client)
+	preface := make([]byte, 24) // "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
+	if _, err := io.ReadFull(br, preface); err != nil {
+		return
+	}
+	if _, err := server.Write(preface); err != nil {
+		return
+	}
+	dec := hpack.NewDecoder(4096, nil)
+	var block []byte
+	for {
+		hdr, payload, err := readFrame(br)
+		if err != nil {
+			return
+		}
+		typ, flags, sid := hdr[3], hdr[4], frameStream(hdr)
+		switch typ {
+		case 0x1: // HEADERS: strip padding and priority, then collect the header block
+			frag := payload
+			if flags&0x8 != 0 {
+				frag = frag[1 : len(frag)-int(frag[0])]
+			}
+			if flags&0x20 != 0 {
+				frag = frag[5:]
+			}
+			block = append(block[:0], frag...)
+		case 0x9: // CONTINUATION
+			block = append(block, payload...)
+		}
+		if (typ == 0x1 || typ == 0x9) && flags&0x4 != 0 { // END_HEADERS
+			fields, err := dec.DecodeFull(block)
+			if err != nil {
+				return
+			}
+			for _, f := range fields {
+				if f.Name == ":path" && strings.HasSuffix(f.Value, "/MemberPromote") {
+					p.promotes.Add(1)
+					if p.refuse.Load() {
+						return
+					}
+					promote(sid)
+				}
+			}
+		}
+		if _, err := server.Write(append(hdr, payload...)); err != nil {
+			return
+		}
+	}
 }
 
 // TestRepeatedLearnerRollbacksKeepAtMostMaxMovedAside lets a joiner's learner start but never be promoted (the
