@@ -19,11 +19,12 @@ import (
 //     without a persistent disk has N = 0 in both. BOSH_JOB_NEXT_STATE is absent when the agent has no next
 //     spec (a shutdown without one, and every job_check_status poll). So `"persistent_disk":0` next cannot
 //     by itself mean "deleted": for a disk-less group it is what every ordinary update looks like.
-//   - pre-stop runs before drain with the director's BOSH_VM_NEXT_STATE, BOSH_INSTANCE_NEXT_STATE and
-//     BOSH_DEPLOYMENT_NEXT_STATE (each "keep" or "delete"), which the agent passes through unchanged
-//     (agent/action/run_script.go; the director sets them per stop intent in lib/bosh/director/stopper.rb):
-//     a recreate deletes the VM but keeps the instance, a scale-down deletes the instance, a
-//     `delete-deployment` deletes all three. Directors that predate pre-stop never set them.
+//   - pre-stop runs right before drain (unless the stop skips drain, which skips both) with the director's
+//     BOSH_VM_NEXT_STATE, BOSH_INSTANCE_NEXT_STATE and BOSH_DEPLOYMENT_NEXT_STATE, each "keep" or "delete". The
+//     agent passes them through unchanged (agent/action/run_script.go); the director derives them from the stop
+//     intent (bosh-director's lib/bosh/director/stopper.rb, pre_stop_env): a recreate deletes the VM but keeps
+//     the instance, a scale-down deletes VM and instance, a `delete-deployment` deletes all three. Directors that
+//     predate pre-stop never set them.
 //
 // Hence the rule: pre-stop's instance/deployment next state decides when it was recorded; without it the disk
 // sizes decide, and a next disk of 0 means "deleted" only when the current state has a disk.
@@ -49,7 +50,9 @@ func legacyDeploymentDeletedMarker(runDir string) string {
 }
 
 // PreStop implements bin/pre-stop: it records the next states for the drain that follows. A stop without any
-// next state (an old director) removes a stale record, so that drain falls back to the disk sizes.
+// next state (an old director) removes a stale record, so that drain falls back to the disk sizes. Values other
+// than keep and delete are recorded as given and DecideIntent ignores them: failing a stop over a value a later
+// director might add would block every deploy.
 func PreStop(runDir string, next NextStates) error {
 	_ = os.Remove(legacyDeploymentDeletedMarker(runDir))
 	rec := PreStopRecord(runDir)
@@ -58,11 +61,6 @@ func PreStop(runDir string, next NextStates) error {
 			return fmt.Errorf("pre-stop: removing %s: %w", rec, err)
 		}
 		return nil
-	}
-	for name, v := range map[string]string{"BOSH_VM_NEXT_STATE": next.VM, "BOSH_INSTANCE_NEXT_STATE": next.Instance, "BOSH_DEPLOYMENT_NEXT_STATE": next.Deployment} {
-		if v != "" && v != "keep" && v != "delete" {
-			return fmt.Errorf("pre-stop: %s is %q; BOSH sets keep or delete", name, v)
-		}
 	}
 	if err := os.MkdirAll(runDir, 0o755); err != nil {
 		return fmt.Errorf("pre-stop: %w", err)

@@ -126,8 +126,11 @@ func TestPreStopRecordsNextStates(t *testing.T) {
 	require.NoError(t, err)
 	require.False(t, got.Recorded())
 
-	require.ErrorContains(t, PreStop(dir, NextStates{Instance: "gone"}), `BOSH_INSTANCE_NEXT_STATE is "gone"`)
-	require.NoFileExists(t, PreStopRecord(dir), "nothing half-written")
+	require.NoError(t, PreStop(dir, NextStates{Instance: "archive"}), "an unknown value does not fail the stop")
+	got, err = ReadPreStop(dir)
+	require.NoError(t, err)
+	intent, _ := DecideIntent(Request{Kind: "job_shutdown", CurrentPersistentDisk: 0, NextPersistentDisk: 0, PreStop: got})
+	require.Equal(t, IntentKeep, intent, "an unknown value falls back to the disk sizes")
 
 	// The record of earlier releases still steers a drain that follows an upgrade.
 	require.NoError(t, os.WriteFile(legacyDeploymentDeletedMarker(dir), []byte("delete\n"), 0o644))
