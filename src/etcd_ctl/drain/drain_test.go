@@ -133,6 +133,7 @@ func TestPreStopRecordsNextStates(t *testing.T) {
 	require.Equal(t, IntentKeep, intent, "an unknown value falls back to the disk sizes")
 
 	// The record of earlier releases still steers a drain that follows an upgrade.
+	ClearPreStop(dir)
 	require.NoError(t, os.WriteFile(legacyDeploymentDeletedMarker(dir), []byte("delete\n"), 0o644))
 	got, err = ReadPreStop(dir)
 	require.NoError(t, err)
