@@ -38,6 +38,10 @@ func newStatusCmd() *cobra.Command {
 			defer cancel()
 			r, err := status.Gather(ctx, c, ep)
 			if err != nil {
+				// The moved-aside copies are on this disk: show them even when etcd does not answer.
+				local := &status.Report{}
+				local.AddMovedAside(c.Paths.DataDir)
+				status.PrintMovedAside(cmd.ErrOrStderr(), local)
 				return err
 			}
 			if c.Etcd.Consul.Enabled {

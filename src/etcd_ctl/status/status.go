@@ -174,10 +174,11 @@ func Print(w io.Writer, r *Report) {
 	if r.Consul != nil {
 		printConsul(w, r.Consul)
 	}
-	printMovedAside(w, r)
+	PrintMovedAside(w, r)
 }
 
-func printMovedAside(w io.Writer, r *Report) {
+// PrintMovedAside prints the report's moved-aside copies (nothing when there are none).
+func PrintMovedAside(w io.Writer, r *Report) {
 	if len(r.MovedAside) == 0 && r.MovedAsideError == "" {
 		return
 	}
