@@ -228,3 +228,14 @@ func TestRenderConsulMode(t *testing.T) {
 	require.Equal(t, map[string]any{"enabled": true}, p["consul"])
 	require.Equal(t, false, p["require_ssl"])
 }
+
+func TestRenderWithoutPersistentDisk(t *testing.T) {
+	b, err := Generator{Config: testConfig()}.Render(Manifest{Name: "n", ReleaseVersion: "1", Instances: 1, IPs: []netip.Addr{netip.MustParseAddr("10.0.0.5")},
+		EtcdProperties: NoTLSProperties(), NoPersistentDisk: true})
+	require.NoError(t, err)
+	var m map[string]any
+	require.NoError(t, yaml.Unmarshal(b, &m))
+	g := m["instance_groups"].([]any)[0].(map[string]any)
+	require.NotContains(t, g, "persistent_disk_type")
+	require.NotContains(t, g, "persistent_disk")
+}

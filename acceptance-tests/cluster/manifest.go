@@ -37,6 +37,9 @@ type Manifest struct {
 	// a consul server instance group, a consul agent in client mode next to every member, members registered
 	// with it and advertising <member>.ConsulDNSSuffix, the peer list from etcd.cluster instead of the etcd link.
 	Consul *Consul
+	// NoPersistentDisk deploys the group without a persistent disk (the data dir on the VM's own disk), so that
+	// drain sees {"persistent_disk":0} in BOSH_JOB_STATE and BOSH_JOB_NEXT_STATE on every update.
+	NoPersistentDisk bool
 }
 
 // Consul names the consul release (acceptance-tests/consul-release) a consul-mode deployment uses.
@@ -91,6 +94,9 @@ func (g Generator) Render(m Manifest) ([]byte, error) {
 	group["stemcell"] = "default"
 	delete(group, "persistent_disk")
 	group["persistent_disk_type"] = c.PersistentDiskType
+	if m.NoPersistentDisk {
+		delete(group, "persistent_disk_type")
+	}
 	group["networks"] = []any{map[string]any{"name": c.Network, "static_ips": ips}}
 	etcdProps := maps.Clone(m.EtcdProperties)
 	etcdJob := map[string]any{

@@ -15,16 +15,19 @@ func newPreStopCmd() *cobra.Command {
 	var path string
 	cmd := &cobra.Command{
 		Use:   "pre-stop",
-		Short: "BOSH pre-stop: record whether the whole deployment is being deleted (BOSH_DEPLOYMENT_NEXT_STATE)",
-		Long: `Implements bin/pre-stop. When BOSH_DEPLOYMENT_NEXT_STATE is "delete", the drain that follows keeps the
-member list instead of removing members one by one (which would lose quorum while every instance goes away).`,
+		Short: "BOSH pre-stop: record BOSH_INSTANCE_NEXT_STATE and BOSH_DEPLOYMENT_NEXT_STATE for the drain that follows",
+		Long: `Implements bin/pre-stop. Records BOSH_VM_NEXT_STATE, BOSH_INSTANCE_NEXT_STATE and
+BOSH_DEPLOYMENT_NEXT_STATE in the run dir. The drain that follows removes the member only when the instance is
+being deleted, and keeps the member list when the whole deployment is (removing members one by one would lose
+quorum while every instance goes away).`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			c, err := loadConfig(path)
 			if err != nil {
 				return err
 			}
-			return drain.PreStop(c.Paths.RunDir, os.Getenv("BOSH_DEPLOYMENT_NEXT_STATE"))
+			return drain.PreStop(c.Paths.RunDir, drain.NextStates{VM: os.Getenv("BOSH_VM_NEXT_STATE"),
+				Instance: os.Getenv("BOSH_INSTANCE_NEXT_STATE"), Deployment: os.Getenv("BOSH_DEPLOYMENT_NEXT_STATE")})
 		},
 	}
 	addConfigFlag(cmd, &path)
@@ -36,14 +39,14 @@ func newDrainCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "drain job_shutdown|job_changed|job_new|job_check_status hash_changed|hash_unchanged|hash_new [packages...]",
 		Short: "BOSH drain: move leadership away; remove the member only when the instance is being deleted",
-		Long: `Implements the BOSH drain contract. Reads BOSH_JOB_NEXT_STATE ({"persistent_disk":N}); when N is 0 the
-instance is being deleted and its member is removed from the cluster (refused if that would lose quorum).
-Otherwise only leadership is moved away. Prints the number of seconds BOSH should wait (0) on stdout; logs
-go to stderr.`,
+		Long: `Implements the BOSH drain contract. The member is removed from the cluster (refused if that would lose
+quorum) only when its instance is being deleted: pre-stop's BOSH_INSTANCE_NEXT_STATE=delete, or, when pre-stop
+recorded nothing, BOSH_JOB_NEXT_STATE {"persistent_disk":0} while BOSH_JOB_STATE had a disk. Otherwise only
+leadership is moved away. Prints the number of seconds BOSH should wait (0) on stdout; logs go to stderr.`,
 		Args:               cobra.ArbitraryArgs,
 		DisableFlagParsing: false,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			req, err := drain.ParseRequest(args, os.Getenv("BOSH_JOB_NEXT_STATE"))
+			req, err := drain.ParseRequest(args, os.Getenv("BOSH_JOB_STATE"), os.Getenv("BOSH_JOB_NEXT_STATE"))
 			if err != nil {
 				return err
 			}
@@ -58,12 +61,16 @@ go to stderr.`,
 			if err := os.MkdirAll(c.Paths.RunDir, 0o755); err != nil {
 				return err
 			}
-			if _, err := os.Stat(drain.DeploymentDeletedMarker(c.Paths.RunDir)); err == nil {
-				req.DeploymentDeleted = true
+			if req.PreStop, err = drain.ReadPreStop(c.Paths.RunDir); err != nil {
+				return err
 			}
 			secs, err := drain.Run(ctx, c, peers.ForClient(c, lg), req, supervisor.DrainMarker(c), lg)
 			if err != nil {
+				// The record stays, so that a retried drain decides the same way.
 				return err
+			}
+			if req.Kind != "job_check_status" {
+				drain.ClearPreStop(c.Paths.RunDir)
 			}
 			fmt.Fprintln(cmd.OutOrStdout(), secs)
 			return nil

@@ -8,6 +8,7 @@ import (
 	"github.com/spf13/cobra"
 	"go.uber.org/zap"
 
+	"github.com/etcd-release/etcd-release/src/etcd_ctl/config"
 	"github.com/etcd-release/etcd-release/src/etcd_ctl/peers"
 	"github.com/etcd-release/etcd-release/src/etcd_ctl/status"
 )
@@ -37,11 +38,16 @@ func newStatusCmd() *cobra.Command {
 			defer cancel()
 			r, err := status.Gather(ctx, c, ep)
 			if err != nil {
+				// The moved-aside copies are on this disk: show them even when etcd does not answer.
+				local := &status.Report{}
+				local.AddMovedAside(c.Paths.DataDir)
+				status.PrintMovedAside(cmd.ErrOrStderr(), local)
 				return err
 			}
 			if c.Etcd.Consul.Enabled {
 				r.AddConsul(ctx, peers.NewConsul(c, zap.NewNop(), false))
 			}
+			r.AddMovedAside(c.Paths.DataDir)
 			if o.json {
 				enc := json.NewEncoder(cmd.OutOrStdout())
 				enc.SetIndent("", "  ")
@@ -77,6 +83,11 @@ func newWaitReadyCmd() *cobra.Command {
 			}
 			ctx, cancel := signalContext()
 			defer cancel()
+			if timeout == 0 {
+				if timeout, err = postStartTimeout(c.Etcd.PostStartTimeoutInSeconds); err != nil {
+					return err
+				}
+			}
 			start := time.Now()
 			err = status.WaitReady(ctx, c, timeout, func(msg string) {
 				fmt.Fprintf(cmd.ErrOrStderr(), "%s %s\n", time.Now().UTC().Format(time.RFC3339), msg)
@@ -89,6 +100,16 @@ func newWaitReadyCmd() *cobra.Command {
 		},
 	}
 	addConfigFlag(cmd, &path)
-	cmd.Flags().DurationVar(&timeout, "timeout", 5*time.Minute, "give up after this long")
+	cmd.Flags().DurationVar(&timeout, "timeout", 0, "give up after this long (default: etcd.post_start_timeout_in_seconds from the config)")
 	return cmd
+}
+
+// postStartTimeout turns etcd.post_start_timeout_in_seconds into wait-ready's timeout, refusing what
+// config.Validate refuses (bin/post-start passes no timeout of its own).
+func postStartTimeout(secs int) (time.Duration, error) {
+	if secs < 1 || secs > config.MaxPostStartTimeoutInSeconds {
+		return 0, &config.PropertyError{Property: "etcd.post_start_timeout_in_seconds",
+			Problem: fmt.Sprintf("got %d, must be between 1 and %d seconds (default 600)", secs, config.MaxPostStartTimeoutInSeconds)}
+	}
+	return time.Duration(secs) * time.Second, nil
 }

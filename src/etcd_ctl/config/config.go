@@ -98,6 +98,11 @@ type Properties struct {
 	MetricsCACert     string `json:"metrics_ca_cert"`
 	MetricsServerCert string `json:"metrics_server_cert"`
 	MetricsServerKey  Secret `json:"metrics_server_key"`
+	// PostStartTimeoutInSeconds bounds `etcd_ctl wait-ready` (bin/post-start), which reads it from here so that
+	// no property is pasted into a shell command line.
+	PostStartTimeoutInSeconds int `json:"post_start_timeout_in_seconds"`
+	// MaxMovedAside is how many moved-aside copies of the data dir are kept; older ones are pruned.
+	MaxMovedAside int `json:"max_moved_aside"`
 }
 
 // ConsulProperties are the `etcd.consul.*` job properties.
@@ -214,6 +219,9 @@ const (
 	DefaultPeerPort   = 7001
 )
 
+// DefaultMaxMovedAside is the default of etcd.max_moved_aside.
+const DefaultMaxMovedAside = 3
+
 // Default returns the configuration every rendered file is decoded over. It matches jobs/etcd/spec.
 func Default() Config {
 	return Config{
@@ -239,6 +247,8 @@ func DefaultProperties() Properties {
 		ClientPort:                      DefaultClientPort,
 		PeerPort:                        DefaultPeerPort,
 		StartTimeoutInSeconds:           300,
+		PostStartTimeoutInSeconds:       600,
+		MaxMovedAside:                   DefaultMaxMovedAside,
 		Consul: ConsulProperties{
 			AgentURL:             DefaultConsulAgentURL,
 			WaitTimeoutInSeconds: 300,

@@ -57,7 +57,7 @@ func TestValidateReportsEveryProblem(t *testing.T) {
 		edit func(*Config)
 		want []string
 	}{
-		"zero heartbeat":      {func(c *Config) { c.Etcd.HeartbeatIntervalInMilliseconds = 0 }, []string{"etcd.heartbeat_interval_in_milliseconds: got 0, must be positive"}},
+		"zero heartbeat":      {func(c *Config) { c.Etcd.HeartbeatIntervalInMilliseconds = 0 }, []string{"etcd.heartbeat_interval_in_milliseconds: got 0, must be between 1 and 10000"}},
 		"election too short":  {func(c *Config) { c.Etcd.ElectionTimeoutInMilliseconds = 100 }, []string{"etcd.election_timeout_in_milliseconds: got 100, must be at least 5 × etcd.heartbeat_interval_in_milliseconds (250)"}},
 		"election too long":   {func(c *Config) { c.Etcd.ElectionTimeoutInMilliseconds = 60000 }, []string{"at most 50000"}},
 		"bad port":            {func(c *Config) { c.Etcd.ClientPort = 70000 }, []string{"etcd.client_port: got 70000"}},

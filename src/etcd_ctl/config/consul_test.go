@@ -68,8 +68,8 @@ func TestConsulValidation(t *testing.T) {
 		"dotted service name":   {func(c *Config) { c.Etcd.AdvertiseURLsDNSSuffix = "a.etcd.service.cf.internal" }, []string{`etcd.advertise_urls_dns_suffix: got "a.etcd.service.cf.internal"`}},
 		"bad agent url": {func(c *Config) { c.Etcd.Consul.AgentURL = "127.0.0.1:8500" }, []string{
 			`etcd.consul.agent_url: got "127.0.0.1:8500", must be the http(s) URL of the colocated consul agent's HTTP API (default http://127.0.0.1:8500)`}},
-		"zero wait": {func(c *Config) { c.Etcd.Consul.WaitTimeoutInSeconds = 0 }, []string{"etcd.consul.wait_timeout_in_seconds: got 0, must be positive"}},
-		"short ttl": {func(c *Config) { c.Etcd.Consul.CheckTTLInSeconds = 2 }, []string{"etcd.consul.check_ttl_in_seconds: got 2, must be at least 3"}},
+		"zero wait": {func(c *Config) { c.Etcd.Consul.WaitTimeoutInSeconds = 0 }, []string{"etcd.consul.wait_timeout_in_seconds: got 0, must be between 1 and 86400"}},
+		"short ttl": {func(c *Config) { c.Etcd.Consul.CheckTTLInSeconds = 2 }, []string{"etcd.consul.check_ttl_in_seconds: got 2, must be between 3 and 86400"}},
 		"every problem": {func(c *Config) { c.Etcd.Consul.WaitTimeoutInSeconds = -1; c.Etcd.Consul.AgentURL = "" }, []string{
 			"etcd.consul.wait_timeout_in_seconds: got -1", `etcd.consul.agent_url: got ""`}},
 	} {

@@ -13,7 +13,7 @@ import (
 )
 
 // templateOnly are spec properties consumed by job templates, not by etcd_ctl.
-var templateOnly = map[string]bool{"etcd.post_start_timeout_in_seconds": true}
+var templateOnly = map[string]bool{}
 
 // TestJobSpecMatchesConfig keeps jobs/etcd/spec and Properties in step: every spec property is a config field
 // (the rendered JSON is decoded strictly) and every spec default equals Default().

@@ -20,6 +20,22 @@ type tlsPair struct {
 	role                      string
 }
 
+// chainValidity checks the dates of a certificate property's certificate and of the intermediates after it.
+func chainValidity(prop string, certs []*x509.Certificate, now time.Time) (warnings []string, errs []error) {
+	for i, cert := range certs {
+		what := ""
+		if i > 0 {
+			what = fmt.Sprintf("intermediate CA %d (%q): ", i, cert.Subject.CommonName)
+		}
+		if w, err := pki.CheckValidity(cert, now); err != nil {
+			errs = append(errs, &PropertyError{Property: prop, Problem: what + err.Error()})
+		} else if w != "" {
+			warnings = append(warnings, fmt.Sprintf("%s: %s%s", prop, what, w))
+		}
+	}
+	return warnings, errs
+}
+
 // validateTLS checks all TLS material required by etcd.require_ssl and etcd.peer_require_ssl: PEM encoding,
 // key/cert match, signature by the configured CA bundle, key usages, SANs against the advertised host, and
 // validity dates. Every problem is returned, each naming its property.
@@ -70,13 +86,11 @@ func (c *Config) validateTLS(now time.Time) (warnings []string, errs []error) {
 		} else if err := pki.CheckKeyMatchesCert(leaf, key); err != nil {
 			fail(p.keyProp, "does not belong to the certificate in %s: %v; deploy the key that was generated with that certificate", p.certProp, err)
 		}
-		if w, err := pki.CheckValidity(leaf, now); err != nil {
-			fail(p.certProp, "%v", err)
-		} else if w != "" {
-			warnings = append(warnings, fmt.Sprintf("%s: %s", p.certProp, w))
-		}
+		w, verrs := chainValidity(p.certProp, certs, now)
+		warnings, errs = append(warnings, w...), append(errs, verrs...)
 		if p.ca != nil {
-			if err := pki.VerifySignedBy(leaf, p.ca, p.usages[0]); err != nil {
+			// The property may carry intermediates after the certificate: it must verify as a chain to the bundle.
+			if err := pki.VerifyChain(certs, p.ca, p.usages[0]); err != nil {
 				fail(p.certProp, "is not signed by %s: %v", p.caProp, err)
 			}
 		}

@@ -28,9 +28,6 @@ func (c *Config) Validate(now time.Time) (warnings []string, err error) {
 		add("instance.address", "is empty (and so is instance.ip); the template must render spec.address")
 	}
 
-	if e.HeartbeatIntervalInMilliseconds <= 0 {
-		add("etcd.heartbeat_interval_in_milliseconds", "got %d, must be positive (default 50)", e.HeartbeatIntervalInMilliseconds)
-	}
 	if e.ElectionTimeoutInMilliseconds <= 0 {
 		add("etcd.election_timeout_in_milliseconds", "got %d, must be positive (default 1000)", e.ElectionTimeoutInMilliseconds)
 	} else if e.ElectionTimeoutInMilliseconds > 50000 {
@@ -56,11 +53,9 @@ func (c *Config) Validate(now time.Time) (warnings []string, err error) {
 	if e.ClientPort == e.PeerPort && cip != nil && pip != nil && (cip.Equal(pip) || cip.IsUnspecified() || pip.IsUnspecified()) {
 		add("etcd.peer_port", "is %d, the same as etcd.client_port on overlapping listen addresses; choose different ports", e.PeerPort)
 	}
-	if e.StartTimeoutInSeconds <= 0 {
-		add("etcd.start_timeout_in_seconds", "got %d, must be positive", e.StartTimeoutInSeconds)
-	}
-	if e.QuotaBackendBytes < 0 {
-		add("etcd.quota_backend_bytes", "got %d, must be 0 (etcd's default) or positive", e.QuotaBackendBytes)
+	checkRanges(e, add)
+	if e.QuotaBackendBytes > etcdMaxQuotaBytes {
+		warnings = append(warnings, fmt.Sprintf("etcd.quota_backend_bytes is %d, above the 8 GiB etcd suggests as a maximum (server/storage/quota.go); expect long defragmentations", e.QuotaBackendBytes))
 	}
 	for i, g := range e.Cluster {
 		if g.Name == "" {
@@ -71,8 +66,8 @@ func (c *Config) Validate(now time.Time) (warnings []string, err error) {
 		}
 	}
 	for i, m := range e.Machines {
-		if m == "" {
-			add(fmt.Sprintf("etcd.machines[%d]", i), "is empty; list the address of every etcd VM")
+		if problem := machineProblem(m); problem != "" {
+			add(fmt.Sprintf("etcd.machines[%d]", i), "%s", problem)
 		}
 	}
 	if e.Consul.Enabled {
@@ -113,11 +108,5 @@ func (c *Config) validateConsul(add func(prop, format string, a ...any)) {
 	}
 	if u, err := url.Parse(e.Consul.AgentURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 		add("etcd.consul.agent_url", "got %q, must be the http(s) URL of the colocated consul agent's HTTP API (default %s)", e.Consul.AgentURL, DefaultConsulAgentURL)
-	}
-	if e.Consul.WaitTimeoutInSeconds <= 0 {
-		add("etcd.consul.wait_timeout_in_seconds", "got %d, must be positive (default 300)", e.Consul.WaitTimeoutInSeconds)
-	}
-	if e.Consul.CheckTTLInSeconds < 3 {
-		add("etcd.consul.check_ttl_in_seconds", "got %d, must be at least 3 (the check is refreshed every TTL/3; default 30)", e.Consul.CheckTTLInSeconds)
 	}
 }

@@ -1,19 +1,18 @@
-// Package drain implements the BOSH drain contract for an etcd member: always move leadership away from a
-// stopping member; remove the member from the cluster only when BOSH says the instance is going away (its next
-// state has no persistent disk), and never when that would lose quorum.
+// Package drain implements the BOSH pre-stop and drain contract for an etcd member: always move leadership away
+// from a stopping member; remove the member from the cluster only when BOSH is deleting its instance
+// (DecideIntent), and never when that would lose quorum (DecideRemoval).
 package drain
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
-	"path/filepath"
 	"slices"
 	"strconv"
 	"time"
 
+	"go.etcd.io/etcd/api/v3/etcdserverpb"
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.uber.org/zap"
@@ -31,43 +30,17 @@ type Request struct {
 	// Hash is the second argument: hash_changed, hash_unchanged or hash_new.
 	Hash     string
 	Packages []string
+	// CurrentPersistentDisk is BOSH_JOB_STATE's persistent_disk, or -1 when not given.
+	CurrentPersistentDisk int
 	// NextPersistentDisk is BOSH_JOB_NEXT_STATE's persistent_disk, or -1 when not given.
 	NextPersistentDisk int
-	// DeploymentDeleted is true when pre-stop was told the whole deployment is being deleted.
-	DeploymentDeleted bool
+	// PreStop is what bin/pre-stop recorded from BOSH_*_NEXT_STATE (see PreStopRecord).
+	PreStop NextStates
 }
 
-// DeploymentDeletedMarker is where pre-stop records that BOSH is deleting the whole deployment. Drain has no
-// other way to know: its own arguments and environment look the same for a scale-down and a delete.
-func DeploymentDeletedMarker(runDir string) string {
-	return filepath.Join(runDir, "deployment-deleted")
-}
-
-// PreStop implements bin/pre-stop: it records whether BOSH_DEPLOYMENT_NEXT_STATE is "delete" for the drain
-// that follows, and clears a stale record otherwise.
-func PreStop(runDir, deploymentNextState string) error {
-	marker := DeploymentDeletedMarker(runDir)
-	if deploymentNextState != "delete" {
-		if err := os.Remove(marker); err != nil && !os.IsNotExist(err) {
-			return fmt.Errorf("pre-stop: removing %s: %w", marker, err)
-		}
-		return nil
-	}
-	if err := os.MkdirAll(runDir, 0o755); err != nil {
-		return fmt.Errorf("pre-stop: %w", err)
-	}
-	if err := os.WriteFile(marker, []byte("delete\n"), 0o644); err != nil {
-		return fmt.Errorf("pre-stop: writing %s: %w", marker, err)
-	}
-	return nil
-}
-
-// GoingAway reports whether BOSH is deleting this instance (next state without a persistent disk).
-func (r Request) GoingAway() bool { return r.NextPersistentDisk == 0 }
-
-// ParseRequest reads drain's arguments and BOSH_JOB_NEXT_STATE.
-func ParseRequest(args []string, nextState string) (Request, error) {
-	r := Request{NextPersistentDisk: -1}
+// ParseRequest reads drain's arguments, BOSH_JOB_STATE and BOSH_JOB_NEXT_STATE.
+func ParseRequest(args []string, jobState, nextState string) (Request, error) {
+	r := Request{CurrentPersistentDisk: -1, NextPersistentDisk: -1}
 	if len(args) < 1 {
 		return r, errors.New("drain: missing arguments; BOSH calls drain with job_shutdown|job_changed|job_new|job_check_status and hash_changed|hash_unchanged|hash_new")
 	}
@@ -83,123 +56,143 @@ func ParseRequest(args []string, nextState string) (Request, error) {
 	if len(args) > 2 {
 		r.Packages = args[2:]
 	}
-	if nextState != "" {
-		var s struct {
-			PersistentDisk *int `json:"persistent_disk"`
-		}
-		if err := json.Unmarshal([]byte(nextState), &s); err != nil {
-			return r, fmt.Errorf("drain: BOSH_JOB_NEXT_STATE is not JSON (%q): %w", nextState, err)
-		}
-		if s.PersistentDisk != nil {
-			r.NextPersistentDisk = *s.PersistentDisk
-		}
+	var err error
+	if r.CurrentPersistentDisk, err = parseJobState("BOSH_JOB_STATE", jobState); err != nil {
+		return r, err
+	}
+	if r.NextPersistentDisk, err = parseJobState("BOSH_JOB_NEXT_STATE", nextState); err != nil {
+		return r, err
 	}
 	return r, nil
 }
 
-// ErrWouldLoseQuorum is returned when removing this member would leave the cluster without a healthy quorum.
-var ErrWouldLoseQuorum = errors.New("removing this member would lose quorum")
-
 // Run performs the drain and returns the number of seconds BOSH should wait (always 0: the work is done
-// synchronously).
+// synchronously). The decision is DecideIntent (what BOSH does to the instance) and, for a deleted instance,
+// DecideRemoval (quorum); the steps around them only talk to the cluster.
 func Run(ctx context.Context, c *config.Config, src peers.Source, req Request, markerPath string, lg *zap.Logger) (int, error) {
-	if req.Kind == "job_check_status" {
+	intent, reason := DecideIntent(req)
+	lg.Info("drain decision", zap.String("intent", intent.String()), zap.String("reason", reason),
+		zap.String("kind", req.Kind), zap.Int("persistent-disk", req.CurrentPersistentDisk), zap.Int("next-persistent-disk", req.NextPersistentDisk))
+	switch intent {
+	case IntentPoll:
 		return 0, nil
-	}
-	if req.GoingAway() && req.DeploymentDeleted {
+	case IntentDeploymentDeleted:
 		// Removing members one by one while every instance is being deleted at once would lose quorum half way
 		// and fail the delete; the whole cluster goes away with its disks instead.
-		lg.Info("drain keeps the member list", zap.String("reason", "BOSH is deleting the whole deployment (pre-stop saw BOSH_DEPLOYMENT_NEXT_STATE=delete)"))
+		lg.Info("drain keeps the member list", zap.String("reason", reason))
 		deregister(ctx, src, lg)
 		return 0, nil
 	}
-	self := c.Self()
-	desired, err := src.Members(ctx)
+	v, err := viewCluster(ctx, c, src)
 	if err != nil {
-		return 0, err
-	}
-	cli, err := etcdclient.New(c, peers.ClientURLs(desired), 5*time.Second)
-	if err != nil {
-		return 0, err
-	}
-	defer cli.Close()
-	lctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	list, err := cli.MemberList(lctx)
-	cancel()
-	if err != nil {
-		if !req.GoingAway() {
+		if intent != IntentRemove {
 			lg.Info("drain has nothing to do", zap.String("reason", "the cluster does not answer, so there is no leadership to move"), zap.Error(err))
 			return 0, nil
 		}
-		return 0, fmt.Errorf("drain: this instance is being deleted but its member cannot be removed: the cluster does not answer: %w", err)
+		return 0, fmt.Errorf("drain: this instance is being deleted but its member cannot be removed: %w", err)
 	}
-	var me *clientMember
-	for _, m := range list.Members {
-		if m.Name == self.Name || slices.Contains(m.PeerURLs, self.PeerURL) {
-			me = &clientMember{id: m.ID, learner: m.IsLearner}
-		}
-	}
-	if me == nil {
+	defer v.cli.Close()
+	if v.me == nil {
 		lg.Info("drain has nothing to do", zap.String("reason", "this instance is not a member of the cluster"))
-		if req.GoingAway() {
+		if intent == IntentRemove {
 			deregister(ctx, src, lg)
 		}
 		return 0, nil
 	}
-
-	if err := moveLeadershipAway(ctx, c, cli, list, me.id, self.ClientURL, lg); err != nil {
+	if err := moveLeadershipAway(ctx, c, v.cli, v.list, v.me.ID, c.Self().ClientURL, lg); err != nil {
 		lg.Warn("could not move leadership away before stopping; the cluster will elect a new leader", zap.Error(err))
 	}
-	if !req.GoingAway() {
-		lg.Info("drain keeps this member", zap.String("reason", fmt.Sprintf("BOSH is %s this instance and keeps its persistent disk (a restart keeps the data and member identity)", kindVerb(req.Kind))))
+	if intent == IntentKeep {
+		lg.Info("drain keeps this member", zap.String("reason", reason+"; a restart keeps the data and the member identity"))
 		return 0, nil
 	}
+	return 0, removeSelf(ctx, c, src, v, markerPath, reason, lg)
+}
 
-	voters, healthyOthers := 0, 0
+// clusterView is the live member list and this member's entry in it (nil when absent).
+type clusterView struct {
+	cli  *clientv3.Client
+	list *clientv3.MemberListResponse
+	me   *etcdserverpb.Member
+}
+
+// viewCluster lists the members through every desired member's client URL and finds this member by name or
+// peer URL. The caller closes v.cli.
+func viewCluster(ctx context.Context, c *config.Config, src peers.Source) (*clusterView, error) {
+	desired, err := src.Members(ctx)
+	if err != nil {
+		return nil, err
+	}
+	cli, err := etcdclient.New(c, peers.ClientURLs(desired), 5*time.Second)
+	if err != nil {
+		return nil, err
+	}
+	lctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	list, err := cli.MemberList(lctx)
+	cancel()
+	if err != nil {
+		cli.Close()
+		return nil, fmt.Errorf("the cluster does not answer: %w", err)
+	}
+	self := c.Self()
+	v := &clusterView{cli: cli, list: list}
 	for _, m := range list.Members {
-		if m.IsLearner {
+		if m.Name == self.Name || slices.Contains(m.PeerURLs, self.PeerURL) {
+			v.me = m
+		}
+	}
+	return v, nil
+}
+
+// membershipOf counts voters and the healthy other voters for DecideRemoval.
+func membershipOf(ctx context.Context, c *config.Config, v *clusterView) Membership {
+	m := Membership{Learner: v.me.IsLearner}
+	for _, mm := range v.list.Members {
+		if mm.IsLearner {
 			continue
 		}
-		voters++
-		if m.ID != me.id && len(m.ClientURLs) > 0 && memberHealthy(ctx, c, m.ClientURLs[0]) {
-			healthyOthers++
+		m.Voters++
+		if mm.ID != v.me.ID && len(mm.ClientURLs) > 0 && memberHealthy(ctx, c, mm.ClientURLs[0]) {
+			m.HealthyOthers++
 		}
 	}
-	if !me.learner && voters == 1 {
+	return m
+}
+
+// removeSelf removes this member of an instance BOSH is deleting, unless DecideRemoval says otherwise. The
+// drain marker is written first so that the supervisor, seeing etcd stop, knows the removal was intended.
+func removeSelf(ctx context.Context, c *config.Config, src peers.Source, v *clusterView, markerPath, why string, lg *zap.Logger) error {
+	id := v.me.ID
+	switch r, err := DecideRemoval(membershipOf(ctx, c, v)); r {
+	case RemovalRefused:
+		return err
+	case RemovalLastMember:
 		lg.Info("drain keeps the last member", zap.String("reason", "this is the only voting member; the cluster is deleted with it"))
 		deregister(ctx, src, lg)
-		return 0, nil
+		return nil
 	}
-	remaining := voters
-	if !me.learner {
-		remaining--
-	}
-	if quorum := remaining/2 + 1; healthyOthers < quorum {
-		return 0, fmt.Errorf("drain: %w: after removal %d voting members remain and only %d of them are healthy (quorum is %d); bring the unhealthy members back first",
-			ErrWouldLoseQuorum, remaining, healthyOthers, quorum)
-	}
-	if err := os.WriteFile(markerPath, []byte(strconv.FormatUint(me.id, 16)+"\n"), 0o644); err != nil {
-		return 0, fmt.Errorf("drain: writing %s: %w", markerPath, err)
+	if err := os.WriteFile(markerPath, []byte(strconv.FormatUint(id, 16)+"\n"), 0o644); err != nil {
+		return fmt.Errorf("drain: writing %s: %w", markerPath, err)
 	}
 	var otherEps []string
-	for _, m := range list.Members {
-		if m.ID != me.id && !m.IsLearner {
+	for _, m := range v.list.Members {
+		if m.ID != id && !m.IsLearner {
 			otherEps = append(otherEps, m.ClientURLs...)
 		}
 	}
 	ocli, err := etcdclient.New(c, otherEps, 5*time.Second)
 	if err != nil {
-		return 0, err
+		os.Remove(markerPath)
+		return err
 	}
 	defer ocli.Close()
-	if err := removeMember(ctx, ocli, me.id, lg); err != nil {
+	if err := removeMember(ctx, ocli, id, lg); err != nil {
 		os.Remove(markerPath)
-		return 0, fmt.Errorf("drain: removing member %x: %w", me.id, err)
+		return fmt.Errorf("drain: removing member %x: %w", id, err)
 	}
-	lg.Info("removed this member from the cluster", zap.String("member-id", strconv.FormatUint(me.id, 16)),
-		zap.String("reason", "BOSH is deleting this instance (next state has no persistent disk)"))
+	lg.Info("removed this member from the cluster", zap.String("member-id", strconv.FormatUint(id, 16)), zap.String("reason", why))
 	deregister(ctx, src, lg)
-	return 0, nil
+	return nil
 }
 
 // deregister takes this member's registration back (consul) once the instance is going away. Best effort: the
@@ -237,18 +230,6 @@ func removeMember(ctx context.Context, cli *clientv3.Client, id uint64, lg *zap.
 
 // RemoveRetryTimeout bounds the retries of a member removal that etcd refuses as unsafe for now.
 const RemoveRetryTimeout = 60 * time.Second
-
-type clientMember struct {
-	id      uint64
-	learner bool
-}
-
-func kindVerb(kind string) string {
-	if kind == "job_shutdown" {
-		return "stopping or recreating"
-	}
-	return "updating"
-}
 
 func memberHealthy(ctx context.Context, c *config.Config, ep string) bool {
 	cli, err := etcdclient.New(c, []string{ep}, 2*time.Second)

@@ -97,6 +97,15 @@ func (s *Server) Stop(ctx context.Context) {
 	case <-ctx.Done():
 		s.lg.Warn("graceful stop timed out; stopping etcd hard", zap.Duration("after", time.Since(start)))
 		srv.HardStop()
-		<-done
+		// Close can still block on a listener or a client stream that never ends; the process is about to exit
+		// (and the data is fsynced by raft before every acknowledgement), so do not wait for it without bound.
+		select {
+		case <-done:
+		case <-time.After(HardStopTimeout):
+			s.lg.Warn("etcd did not finish closing after a hard stop; giving up waiting", zap.Duration("after", time.Since(start)))
+		}
 	}
 }
+
+// HardStopTimeout bounds the wait for etcd to close after a hard stop.
+const HardStopTimeout = 10 * time.Second

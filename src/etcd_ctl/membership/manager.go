@@ -2,7 +2,6 @@ package membership
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"slices"
 	"strconv"
@@ -140,6 +139,7 @@ func (m *Manager) moveAside(reason, slug string) error {
 		return err
 	}
 	m.Log.Warn("moved data dir aside and will rejoin as a new member", zap.String("reason", reason), zap.String("kept-at", dest))
+	m.pruneMovedAside()
 	return nil
 }
 
@@ -217,8 +217,7 @@ func (m *Manager) join(ctx context.Context, eps []string) (st *Start, err error)
 	mu := concurrency.NewMutex(session, LockKey)
 	defer func() {
 		if err != nil {
-			_ = mu.Unlock(context.Background())
-			session.Close()
+			releaseLock(mu, session)
 			cli.Close()
 		}
 	}()
@@ -287,7 +286,7 @@ func (m *Manager) addLearner(ctx context.Context, cli *clientv3.Client, self con
 func (m *Manager) Complete(ctx context.Context, st *Start, srv *etcdserver.Server) error {
 	e := srv.Etcd().Server
 	if st.Kind == KindJoin || e.IsLearner() {
-		if err := m.promote(ctx, st, uint64(e.MemberID())); err != nil {
+		if err := m.promoteLearner(ctx, st, uint64(e.MemberID())); err != nil {
 			return err
 		}
 	}
@@ -297,15 +296,9 @@ func (m *Manager) Complete(ctx context.Context, st *Start, srv *etcdserver.Serve
 }
 
 func (st *Start) release() {
-	if st.mutex != nil {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		_ = st.mutex.Unlock(ctx)
-		cancel()
-		st.mutex = nil
-	}
-	if st.session != nil {
-		st.session.Close()
-		st.session = nil
+	if st.mutex != nil || st.session != nil {
+		releaseLock(st.mutex, st.session)
+		st.mutex, st.session = nil, nil
 	}
 	if st.cli != nil {
 		st.cli.Close()
@@ -313,60 +306,5 @@ func (st *Start) release() {
 	}
 }
 
-func (m *Manager) promote(ctx context.Context, st *Start, id uint64) error {
-	cli := st.cli
-	if cli == nil {
-		desired, err := m.Peers.Members(ctx)
-		if err != nil {
-			return err
-		}
-		if cli, err = etcdclient.New(m.Config, peers.ClientURLs(desired), 5*time.Second); err != nil {
-			return err
-		}
-		defer cli.Close()
-	}
-	deadline := time.Now().Add(m.PromoteTimeout)
-	backoff := 200 * time.Millisecond
-	for {
-		pctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-		_, err := cli.MemberPromote(pctx, id)
-		cancel()
-		if err == nil {
-			m.Log.Info("promoted this member to a voting member", zap.String("reason", "the learner caught up with the leader"), zap.String("member-id", strconv.FormatUint(id, 16)))
-			return nil
-		}
-		if time.Now().After(deadline) || ctx.Err() != nil {
-			return fmt.Errorf("promoting learner %x: it did not catch up within %s: %w", id, m.PromoteTimeout, err)
-		}
-		select {
-		case <-ctx.Done():
-		case <-time.After(backoff):
-		}
-		if backoff < 2*time.Second {
-			backoff *= 2
-		}
-	}
-}
-
-// Abort undoes a join whose learner never became a voting member: it removes the learner and moves its data
-// aside, so that the next start joins afresh.
-func (m *Manager) Abort(st *Start) error {
-	defer st.release()
-	if st.Kind != KindJoin || st.cli == nil {
-		return nil
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	var errs []error
-	if _, err := st.cli.MemberRemove(ctx, st.learnerID); err != nil {
-		errs = append(errs, fmt.Errorf("removing learner %x: %w", st.learnerID, err))
-	} else {
-		m.Log.Warn("removed this learner from the cluster", zap.String("reason", "the join did not complete"))
-	}
-	if has, _ := HasData(m.Config.Paths.DataDir); has {
-		if err := m.moveAside("the data dir belongs to a learner that was rolled back", "rolled-back-learner"); err != nil {
-			errs = append(errs, err)
-		}
-	}
-	return errors.Join(errs...)
-}
+// Abort undoes a join whose learner never became a voting member (see rollbackJoin in promote.go).
+func (m *Manager) Abort(st *Start) error { return m.rollbackJoin(st) }

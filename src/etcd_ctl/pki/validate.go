@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"slices"
 	"strings"
 	"time"
 )
@@ -86,15 +87,37 @@ func VerifySignedBy(cert *x509.Certificate, bundle []*x509.Certificate, usage x5
 // VerifyChain is VerifySignedBy for a certificate property that holds the certificate followed by intermediate
 // CAs (chain[0] is the certificate): a chain through those intermediates to a CA in bundle is accepted, as etcd's
 // peers accept it.
+//
+// Every certificate after chain[0] must be on that chain (or be one of the bundle's CAs): a stray certificate
+// means the property is not the chain it claims to be (wrong file appended, intermediate of another CA), and
+// TLS peers that do not build paths themselves would be handed it (ErrNotInChain).
 func VerifyChain(chain []*x509.Certificate, bundle []*x509.Certificate, usage x509.ExtKeyUsage) error {
 	path, err := issuerPath(chain, bundle)
 	if err != nil {
+		return err
+	}
+	if err := strayInChain(chain, path, bundle); err != nil {
 		return err
 	}
 	if err := CheckUsage(chain[0], usage); err != nil {
 		return err
 	}
 	return checkCAUsage(path, usage)
+}
+
+// ErrNotInChain: a certificate property holds a certificate that is not on the chain to the CA bundle.
+var ErrNotInChain = errors.New("certificate is not part of the chain")
+
+// strayInChain reports the first certificate after chain[0] that is neither on path nor one of bundle's CAs.
+func strayInChain(chain, path, bundle []*x509.Certificate) error {
+	for i, c := range chain[1:] {
+		if !slices.ContainsFunc(path, c.Equal) && !slices.ContainsFunc(bundle, c.Equal) {
+			return fmt.Errorf("%w: certificate %d of %d (%s, issuer %s) does not sign %s nor any intermediate on its way to the CA bundle; "+
+				"the property must hold the certificate first, then the intermediate CAs that lead to the bundle; remove it",
+				ErrNotInChain, i+2, len(chain), cn(c), dn(c.Issuer.CommonName), cn(chain[0]))
+		}
+	}
+	return nil
 }
 
 // issuerPath returns the CAs from chain[0]'s issuer up to the CA of bundle that anchors it.

@@ -17,6 +17,7 @@ import (
 
 	"github.com/etcd-release/etcd-release/src/etcd_ctl/config"
 	"github.com/etcd-release/etcd-release/src/etcd_ctl/etcdclient"
+	"github.com/etcd-release/etcd-release/src/etcd_ctl/membership"
 	"github.com/etcd-release/etcd-release/src/etcd_ctl/peers"
 )
 
@@ -45,6 +46,20 @@ type Report struct {
 	Members   []Member `json:"members"`
 	// Consul is what the local consul agent knows of the service, with etcd.consul.enabled (see AddConsul).
 	Consul *ConsulView `json:"consul,omitempty"`
+	// MovedAside lists this member's moved-aside copies of its data dir, oldest first (see AddMovedAside).
+	MovedAside []membership.MovedAsideCopy `json:"moved_aside,omitempty"`
+	// MovedAsideError says why the copies could not be listed.
+	MovedAsideError string `json:"moved_aside_error,omitempty"`
+}
+
+// AddMovedAside lists the moved-aside copies next to this member's data dir (a local look at the disk; a
+// failure is reported in the report, not returned).
+func (r *Report) AddMovedAside(dataDir string) {
+	copies, err := membership.ListMovedAside(dataDir)
+	if err != nil {
+		r.MovedAsideError = err.Error()
+	}
+	r.MovedAside = copies
 }
 
 // ConsulView is the etcd service as the local consul agent reports it.
@@ -159,6 +174,37 @@ func Print(w io.Writer, r *Report) {
 	if r.Consul != nil {
 		printConsul(w, r.Consul)
 	}
+	PrintMovedAside(w, r)
+}
+
+// PrintMovedAside prints the report's moved-aside copies (nothing when there are none).
+func PrintMovedAside(w io.Writer, r *Report) {
+	if len(r.MovedAside) == 0 && r.MovedAsideError == "" {
+		return
+	}
+	fmt.Fprintf(w, "\nmoved-aside copies of this member's data dir: %d\n", len(r.MovedAside))
+	if r.MovedAsideError != "" {
+		fmt.Fprintf(w, "  %s\n", r.MovedAsideError)
+	}
+	tw := tabwriter.NewWriter(w, 0, 2, 2, ' ', 0)
+	fmt.Fprintln(tw, "MOVED AT\tREASON\tSIZE\tPATH")
+	for _, c := range r.MovedAside {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", c.Time.UTC().Format(time.RFC3339), c.Reason, humanBytes(c.Bytes), c.Path)
+	}
+	tw.Flush()
+}
+
+func humanBytes(n int64) string {
+	const unit = 1024
+	if n < unit {
+		return fmt.Sprintf("%d B", n)
+	}
+	div, exp := int64(unit), 0
+	for m := n / unit; m >= unit; m /= unit {
+		div *= unit
+		exp++
+	}
+	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
 }
 
 func printConsul(w io.Writer, v *ConsulView) {

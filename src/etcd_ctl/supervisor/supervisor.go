@@ -138,7 +138,9 @@ func Run(ctx context.Context, c *config.Config, lg *zap.Logger) error {
 			<-ctx.Done()
 			return nil
 		}
-		srv.Stop(context.Background())
+		stopCtx, cancel := context.WithTimeout(context.Background(), StopTimeout)
+		defer cancel()
+		srv.Stop(stopCtx)
 		return fmt.Errorf("etcd stopped on its own (most likely %w); exiting so that monit restarts etcd_ctl, which moves the old data aside and rejoins", ErrRemoved)
 	}
 }
