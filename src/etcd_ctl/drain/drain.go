@@ -12,6 +12,8 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/etcd-release/etcd-release/src/etcd_ctl/retry"
+
 	"go.etcd.io/etcd/api/v3/etcdserverpb"
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	clientv3 "go.etcd.io/etcd/client/v3"
@@ -211,21 +213,23 @@ func deregister(ctx context.Context, src peers.Source, lg *zap.Logger) {
 // counts a member toward quorum only once it has been connected for a few seconds, so a removal right after a
 // scale-up or restart is refused for a moment.
 func removeMember(ctx context.Context, cli *clientv3.Client, id uint64, lg *zap.Logger) error {
-	deadline := time.Now().Add(RemoveRetryTimeout)
-	for {
+	err := retry.Poll(ctx, retry.Options{Interval: time.Second, Timeout: RemoveRetryTimeout,
+		Waiting: func(p retry.Progress) {
+			lg.Info("member removal refused for now; retrying", zap.String("reason", "etcd does not yet count recently connected members toward quorum"), zap.Error(p.Last))
+		}}, func(ctx context.Context) error {
 		rctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+		defer cancel()
 		_, err := cli.MemberRemove(rctx, id)
-		cancel()
-		if err == nil || !errors.Is(err, rpctypes.ErrUnhealthy) || time.Now().After(deadline) {
-			return err
+		if err != nil && !errors.Is(err, rpctypes.ErrUnhealthy) {
+			return retry.Stop(err)
 		}
-		lg.Info("member removal refused for now; retrying", zap.String("reason", "etcd does not yet count recently connected members toward quorum"), zap.Error(err))
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(time.Second):
-		}
+		return err
+	})
+	// After the retries, the caller reports etcd's own refusal, not the wait's wrapper.
+	if gu := (*retry.GaveUp)(nil); errors.As(err, &gu) && gu.Last != nil && errors.Is(gu.Cause, retry.ErrTimeout) {
+		return gu.Last
 	}
+	return err
 }
 
 // RemoveRetryTimeout bounds the retries of a member removal that etcd refuses as unsafe for now.

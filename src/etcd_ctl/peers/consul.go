@@ -14,6 +14,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/etcd-release/etcd-release/src/etcd_ctl/retry"
+
 	"github.com/hashicorp/consul/api"
 	"go.uber.org/zap"
 
@@ -207,27 +209,19 @@ func (s *Consul) register(ctx context.Context, deadline time.Time, wait time.Dur
 			Status: api.HealthWarning,
 		},
 	}
-	start, lastLog := time.Now(), time.Time{}
-	for {
-		err := cl.Agent().ServiceRegister(reg)
-		if err == nil {
-			break
-		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("registering with the consul agent at %s: it did not accept the registration within %s (etcd.consul.wait_timeout_in_seconds): %w; "+
-				"check that the consul agent runs on this VM (monit summary), that etcd.consul.agent_url points at it and that etcd.consul.acl_token may register services",
-				c.Etcd.Consul.AgentURL, wait, err)
-		}
-		if time.Since(lastLog) >= s.logEvery() {
+	err = retry.Poll(ctx, retry.Options{Interval: s.retry(), Timeout: until(deadline), LogEvery: s.logEvery(),
+		Waiting: func(p retry.Progress) {
 			s.Log.Warn("waiting for the consul agent",
 				zap.String("reason", "registering this member failed; the agent may not be running yet (on a first deploy monit starts it next to etcd)"),
-				zap.String("agent-url", c.Etcd.Consul.AgentURL), zap.Duration("waited", time.Since(start).Round(time.Second)),
-				zap.Duration("gives-up-after", wait), zap.String("check", "monit summary on this VM; etcd.consul.agent_url; etcd.consul.acl_token"), zap.Error(err))
-			lastLog = time.Now()
-		}
-		if err := sleep(ctx, s.retry()); err != nil {
-			return fmt.Errorf("waiting for the consul agent at %s: %w", c.Etcd.Consul.AgentURL, err)
-		}
+				zap.String("agent-url", c.Etcd.Consul.AgentURL), zap.Duration("waited", p.Waited.Round(time.Second)),
+				zap.Duration("gives-up-after", wait), zap.String("check", "monit summary on this VM; etcd.consul.agent_url; etcd.consul.acl_token"), zap.Error(p.Last))
+		}}, func(context.Context) error { return cl.Agent().ServiceRegister(reg) })
+	if gu := (*retry.GaveUp)(nil); errors.As(err, &gu) && errors.Is(gu.Cause, retry.ErrTimeout) {
+		return fmt.Errorf("registering with the consul agent at %s: it did not accept the registration within %s (etcd.consul.wait_timeout_in_seconds): %w; "+
+			"check that the consul agent runs on this VM (monit summary), that etcd.consul.agent_url points at it and that etcd.consul.acl_token may register services",
+			c.Etcd.Consul.AgentURL, wait, gu.Last)
+	} else if err != nil {
+		return fmt.Errorf("waiting for the consul agent at %s: %w", c.Etcd.Consul.AgentURL, err)
 	}
 	s.mu.Lock()
 	s.reg = reg
@@ -242,34 +236,33 @@ func (s *Consul) register(ctx context.Context, deadline time.Time, wait time.Dur
 // waitSelf waits until this member's own name resolves to its own address.
 func (s *Consul) waitSelf(ctx context.Context, self config.Member, deadline time.Time, wait time.Duration) error {
 	want := s.Config.SelfIP()
-	start, lastLog := time.Now(), time.Time{}
-	for {
+	answer := ""
+	err := retry.Poll(ctx, retry.Options{Interval: s.retry(), Timeout: until(deadline), LogEvery: s.logEvery(),
+		Waiting: func(p retry.Progress) {
+			s.Log.Warn("waiting for this member's consul DNS name to resolve", zap.String("name", self.Host), zap.String("want", want),
+				zap.String("answer", answer), zap.String("resolver", "system (/etc/resolv.conf)"), zap.Duration("waited", p.Waited.Round(time.Second)),
+				zap.Duration("gives-up-after", wait))
+		}}, func(ctx context.Context) error {
 		addrs, err := s.lookup(ctx, self.Host)
 		if err == nil && slices.Contains(addrs, want) {
-			s.Log.Info("this member's consul DNS name resolves", zap.String("name", self.Host), zap.Strings("addresses", addrs),
-				zap.Duration("waited", time.Since(start).Round(time.Millisecond)))
 			return nil
 		}
-		answer := fmt.Sprintf("%v", addrs)
+		answer = fmt.Sprintf("%v", addrs)
 		if err != nil {
 			answer = err.Error()
 		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("this member's consul DNS name %s did not resolve to its address %s within %s (etcd.consul.wait_timeout_in_seconds); last answer: %s; "+
-				"the system resolver (/etc/resolv.conf) must ask the consul agent's DNS interface, and the agent at %s must have this member's registration "+
-				"(check: monit summary, `dig %s`, curl %s/v1/agent/services)",
-				self.Host, want, wait, answer, s.Config.Etcd.Consul.AgentURL, self.Host, s.Config.Etcd.Consul.AgentURL)
-		}
-		if time.Since(lastLog) >= s.logEvery() {
-			s.Log.Warn("waiting for this member's consul DNS name to resolve", zap.String("name", self.Host), zap.String("want", want),
-				zap.String("answer", answer), zap.String("resolver", "system (/etc/resolv.conf)"), zap.Duration("waited", time.Since(start).Round(time.Second)),
-				zap.Duration("gives-up-after", wait))
-			lastLog = time.Now()
-		}
-		if err := sleep(ctx, s.retry()); err != nil {
-			return fmt.Errorf("waiting for %s to resolve: %w", self.Host, err)
-		}
+		return errors.New(answer)
+	})
+	if gu := (*retry.GaveUp)(nil); errors.As(err, &gu) && errors.Is(gu.Cause, retry.ErrTimeout) {
+		return fmt.Errorf("this member's consul DNS name %s did not resolve to its address %s within %s (etcd.consul.wait_timeout_in_seconds); last answer: %s; "+
+			"the system resolver (/etc/resolv.conf) must ask the consul agent's DNS interface, and the agent at %s must have this member's registration "+
+			"(check: monit summary, `dig %s`, curl %s/v1/agent/services)",
+			self.Host, want, wait, answer, s.Config.Etcd.Consul.AgentURL, self.Host, s.Config.Etcd.Consul.AgentURL)
+	} else if err != nil {
+		return fmt.Errorf("waiting for %s to resolve: %w", self.Host, err)
 	}
+	s.Log.Info("this member's consul DNS name resolves", zap.String("name", self.Host), zap.String("want", want))
+	return nil
 }
 
 // waitPeers waits up to bound while consul DNS gives no definite answer for some peer's name (a timeout or
@@ -278,49 +271,51 @@ func (s *Consul) waitSelf(ctx context.Context, self config.Member, deadline time
 // it is not running (a first deploy updates instances one at a time) and the membership probe takes it as
 // unregistered. A peer that still gives no answer is probed as giving none, which never creates a cluster.
 func (s *Consul) waitPeers(ctx context.Context, others []config.Member, bound time.Duration) {
-	deadline := time.Now().Add(bound)
-	start, lastLog := time.Now(), time.Time{}
-	for {
-		var pending, unregistered []string
-		for _, m := range others {
-			if net.ParseIP(m.Host) != nil {
-				continue
-			}
-			addrs, err := s.lookup(ctx, m.Host)
-			var dnsErr *net.DNSError
-			switch {
-			case err == nil && len(addrs) > 0:
-			case errors.As(err, &dnsErr) && dnsErr.IsNotFound:
-				unregistered = append(unregistered, m.Host)
-			default:
-				pending = append(pending, m.Host)
-			}
-		}
-		if len(pending) == 0 {
-			if len(unregistered) == 0 {
-				s.Log.Info("every peer's consul DNS name resolves", zap.Int("peers", len(others)), zap.Duration("waited", time.Since(start).Round(time.Millisecond)))
-			} else {
-				s.Log.Info("some peers are not registered in consul", zap.Strings("unregistered", unregistered),
-					zap.String("reason", "their names do not exist (NXDOMAIN): etcd_ctl does not run there yet, e.g. instances a first deploy has not reached"),
-					zap.Duration("waited", time.Since(start).Round(time.Millisecond)))
-			}
-			return
-		}
-		if time.Now().After(deadline) || ctx.Err() != nil {
-			s.Log.Warn("continuing although consul DNS gives no answer for some peers' names",
-				zap.String("reason", "the membership decision treats them as giving no answer, which never creates a second cluster"),
-				zap.Strings("no-answer", pending), zap.Strings("unregistered", unregistered), zap.Duration("waited", time.Since(start).Round(time.Second)))
-			return
-		}
-		if time.Since(lastLog) >= s.logEvery() {
-			s.Log.Info("waiting for consul DNS to answer for peers' names", zap.Strings("no-answer", pending), zap.Duration("waited", time.Since(start).Round(time.Second)),
+	start := time.Now()
+	var pending, unregistered []string
+	err := retry.Poll(ctx, retry.Options{Interval: s.retry(), Timeout: max(bound, time.Millisecond), LogEvery: s.logEvery(),
+		Waiting: func(p retry.Progress) {
+			s.Log.Info("waiting for consul DNS to answer for peers' names", zap.Strings("no-answer", pending), zap.Duration("waited", p.Waited.Round(time.Second)),
 				zap.Duration("continues-after", bound))
-			lastLog = time.Now()
+		}}, func(ctx context.Context) error {
+		pending, unregistered = s.classifyPeerNames(ctx, others)
+		if len(pending) > 0 {
+			return fmt.Errorf("no answer for %v", pending)
 		}
-		if sleep(ctx, s.retry()) != nil {
-			return
+		return nil
+	})
+	switch {
+	case err != nil:
+		s.Log.Warn("continuing although consul DNS gives no answer for some peers' names",
+			zap.String("reason", "the membership decision treats them as giving no answer, which never creates a second cluster"),
+			zap.Strings("no-answer", pending), zap.Strings("unregistered", unregistered), zap.Duration("waited", time.Since(start).Round(time.Second)))
+	case len(unregistered) == 0:
+		s.Log.Info("every peer's consul DNS name resolves", zap.Int("peers", len(others)), zap.Duration("waited", time.Since(start).Round(time.Millisecond)))
+	default:
+		s.Log.Info("some peers are not registered in consul", zap.Strings("unregistered", unregistered),
+			zap.String("reason", "their names do not exist (NXDOMAIN): etcd_ctl does not run there yet, e.g. instances a first deploy has not reached"),
+			zap.Duration("waited", time.Since(start).Round(time.Millisecond)))
+	}
+}
+
+// classifyPeerNames sorts the peers named by DNS names into those consul DNS gives no definite answer for yet
+// (pending: a timeout, SERVFAIL) and those whose name does not exist (unregistered: NXDOMAIN).
+func (s *Consul) classifyPeerNames(ctx context.Context, others []config.Member) (pending, unregistered []string) {
+	for _, m := range others {
+		if net.ParseIP(m.Host) != nil {
+			continue
+		}
+		addrs, err := s.lookup(ctx, m.Host)
+		var dnsErr *net.DNSError
+		switch {
+		case err == nil && len(addrs) > 0:
+		case errors.As(err, &dnsErr) && dnsErr.IsNotFound:
+			unregistered = append(unregistered, m.Host)
+		default:
+			pending = append(pending, m.Host)
 		}
 	}
+	return pending, unregistered
 }
 
 // Registration is one instance of the etcd service in consul's catalog, with its aggregated health.
@@ -511,11 +506,8 @@ func (s *Consul) Deregister(ctx context.Context) error {
 	return nil
 }
 
-func sleep(ctx context.Context, d time.Duration) error {
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-time.After(d):
-		return nil
-	}
+// until is the time left before deadline as a retry.Poll timeout, which must stay positive: a timeout of 0 would
+// mean no bound at all.
+func until(deadline time.Time) time.Duration {
+	return max(time.Until(deadline), time.Millisecond)
 }
