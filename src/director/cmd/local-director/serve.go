@@ -66,6 +66,11 @@ func runServe(o *serveOptions) error {
 	if os.Geteuid() != 0 {
 		return vm.ErrNotRoot
 	}
+	// Before anything is set up or served: a director without ruby or monit would answer /info and fail every
+	// deploy, and scripts/deploy shows this error from the log at once.
+	if err := vm.CheckHostTools(); err != nil {
+		return fmt.Errorf("refusing to serve: %w", err)
+	}
 	lg, err := zap.NewProduction()
 	if err != nil {
 		return err
