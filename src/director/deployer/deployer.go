@@ -254,7 +254,10 @@ func (d *Deployer) Deploy(ctx context.Context, out *tasks.Output, manifestText s
 	if err != nil {
 		return err
 	}
-	return d.converge(ctx, out, manifestText, name, nil)
+	end := d.begin(out, state.Event{Action: d.deploymentAction(name), ObjectType: "deployment", ObjectName: name, Deployment: name})
+	err = d.converge(ctx, out, manifestText, name, nil)
+	end(err)
+	return err
 }
 
 // Selector picks instances for a state change: Group "" = all; Instance "" = the whole group; otherwise an index
@@ -304,12 +307,16 @@ func (d *Deployer) ChangeState(ctx context.Context, out *tasks.Output, name stri
 		return fmt.Errorf("unknown state '%s': use started, stopped, detached, restart or recreate", target)
 	}
 	o.skipDrain = opts.SkipDrain
-	return d.converge(ctx, out, dep.Manifest, name, func(ip *instancePlan) override {
+	end := d.begin(out, state.Event{Action: "update", ObjectType: "deployment", ObjectName: name, Deployment: name,
+		Context: map[string]any{"state": target, "instances": strings.Trim(sel.Group+"/"+sel.Instance, "/")}})
+	err = d.converge(ctx, out, dep.Manifest, name, func(ip *instancePlan) override {
 		if sel.matches(ip.inst) {
 			return o
 		}
 		return override{}
 	})
+	end(err)
+	return err
 }
 
 func manifestName(text string) (string, error) {

@@ -11,8 +11,10 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	"net/url"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -499,8 +501,8 @@ func TestDeployLifecycle(t *testing.T) {
 	insts = d.instances()
 	require.Len(t, insts, 2)
 	require.Equal(t, s0.ID, insts["servers/0"].ID)
-	_, err = os.Stat(d.dep.DiskDir(s1.DiskCIDs[0]))
-	require.True(t, os.IsNotExist(err), "the deleted instance's disk is gone")
+	d.reattachOrphan(s1)
+	insts = d.instances()
 
 	// A new dns in the cloud config recreates the VM (its resolv.conf is written at creation), keeping the disk;
 	// deploying again without a change recreates nothing.
@@ -527,13 +529,112 @@ func TestDeployLifecycle(t *testing.T) {
 	require.Contains(t, task.Result, "post-start script of job 'server' failed with exit code 3")
 	require.Contains(t, task.Result, "post-start failing on purpose")
 
-	// Delete: every VM and disk goes.
-	d.mustTask(d.c.DeleteDeployment(ctx, "e2e", false))
+	// Delete: every VM goes; the disks are orphaned, and delete-disk deletes them.
+	deleteTask := d.mustTask(d.c.DeleteDeployment(ctx, "e2e", false))
 	left, _ = vm.List(d.bridge + "-")
 	require.Empty(t, left)
 	_, err = os.Stat(d.dep.DiskDir(s0.DiskCIDs[0]))
-	require.True(t, os.IsNotExist(err))
+	require.NoError(t, err, "a deleted deployment's disks are orphaned, not deleted")
+	orphans, err := d.c.OrphanDisks(ctx)
+	require.NoError(t, err)
+	require.NotEmpty(t, orphans)
+	for _, o := range orphans {
+		d.mustTask(d.c.DeleteOrphanDisk(ctx, o.CID))
+		_, err = os.Stat(d.dep.DiskDir(o.CID))
+		require.True(t, os.IsNotExist(err), "delete-disk deletes %s", o.CID)
+	}
+	orphans, err = d.c.OrphanDisks(ctx)
+	require.NoError(t, err)
+	require.Empty(t, orphans)
 	resp, _, err := d.c.Do(ctx, "GET", "/deployments/e2e", nil, nil)
 	require.NoError(t, err)
 	require.Equal(t, http.StatusNotFound, resp.StatusCode)
+
+	d.checkEvents(deleteTask.ID, s0)
+}
+
+// reattachOrphan is the operator's recovery after a scale-down by mistake: the deleted instance's disk is
+// orphaned (listed, data intact), a new instance from scaling up again is stopped --hard, the orphan attached to
+// it and the instance started: it runs on the old data. Scaling down again orphans the disk again.
+func (d *director) reattachOrphan(gone instance) {
+	t, ctx := d.t, context.Background()
+	oldMarker, err := os.ReadFile(filepath.Join(d.dep.DiskDir(gone.DiskCIDs[0]), "server", "marker"))
+	require.NoError(t, err, "the deleted instance's disk is kept with its data")
+	orphans, err := d.c.OrphanDisks(ctx)
+	require.NoError(t, err)
+	require.Len(t, orphans, 1)
+	require.Equal(t, gone.DiskCIDs[0], orphans[0].CID)
+	require.Equal(t, "e2e", orphans[0].DeploymentName)
+	require.Equal(t, "servers/"+gone.ID, orphans[0].InstanceName)
+	require.Equal(t, 64, orphans[0].Size)
+	require.Equal(t, "z2", *orphans[0].AZ)
+
+	d.mustTask(d.c.Deploy(ctx, d.manifest(manifestOpts{servers: 2, port: 9091})))
+	fresh := d.instances()["servers/1"]
+	require.NotEqual(t, gone.ID, fresh.ID, "scaling up creates a new instance with a new disk")
+	require.NotEqual(t, gone.DiskCIDs, fresh.DiskCIDs)
+	d.records(fresh.ID)
+
+	// A running instance refuses the disk: its jobs use the one it has.
+	id, err := d.c.AttachDisk(ctx, "e2e", "servers", fresh.ID, gone.DiskCIDs[0])
+	require.NoError(t, err)
+	task, err := d.wait(id)
+	require.Error(t, err)
+	require.Contains(t, task.Result, "must be stopped before a disk is attached")
+
+	d.mustTask(d.c.ChangeState(ctx, "e2e", "servers/"+fresh.ID, "detached"))
+	d.mustTask(d.c.AttachDisk(ctx, "e2e", "servers", fresh.ID, gone.DiskCIDs[0]))
+	orphans, err = d.c.OrphanDisks(ctx)
+	require.NoError(t, err)
+	require.Len(t, orphans, 1, "the fresh disk it replaced is orphaned in its place, never deleted")
+	require.Equal(t, fresh.DiskCIDs[0], orphans[0].CID)
+	d.mustTask(d.c.ChangeState(ctx, "e2e", "servers/"+fresh.ID, "started"))
+	back := d.instances()["servers/1"]
+	require.Equal(t, "running", *back.JobState)
+	require.Equal(t, gone.DiskCIDs, back.DiskCIDs, "the instance runs on the re-attached disk")
+	v := d.dep.VM(*back.VMCID)
+	require.NotNil(t, v)
+	marker, _, code, err := v.Exec(ctx, []string{"cat", "/var/vcap/store/server/marker"}, nil, nil)
+	require.NoError(t, err)
+	require.Equal(t, 0, code, "the disk is mounted at /var/vcap/store in the new VM")
+	require.Equal(t, string(oldMarker), string(marker), "the old member's data")
+
+	d.mustTask(d.c.DeleteOrphanDisk(ctx, fresh.DiskCIDs[0]))
+	d.mustTask(d.c.Deploy(ctx, d.manifest(manifestOpts{servers: 1, port: 9091})))
+	d.records(fresh.ID)
+	orphans, err = d.c.OrphanDisks(ctx)
+	require.NoError(t, err)
+	require.Len(t, orphans, 1)
+	require.Equal(t, gone.DiskCIDs[0], orphans[0].CID, "scaled down again: orphaned again")
+}
+
+// checkEvents reads the event log the lifecycle left: deployment creates and updates with their end events,
+// instance updates, the errand run, orphaned, attached and deleted disks, the deployment's deletion.
+func (d *director) checkEvents(deleteTask int, s0 instance) {
+	t, ctx := d.t, context.Background()
+	all, err := d.c.Events(ctx, url.Values{"deployment": {"e2e"}})
+	require.NoError(t, err)
+	seen := map[string]bool{}
+	for _, e := range all {
+		seen[e.Action+" "+e.ObjectType] = true
+		require.NotEmpty(t, e.User, "event %s", e.ID)
+	}
+	for _, want := range []string{"create deployment", "update deployment", "delete deployment", "create instance", "update instance",
+		"recreate instance", "stop instance", "delete instance", "run errand", "orphan disk", "attach disk"} {
+		require.True(t, seen[want], "an event %q in %v", want, seen)
+	}
+	mine, err := d.c.Events(ctx, url.Values{"task": {strconv.Itoa(deleteTask)}, "object_type": {"deployment"}})
+	require.NoError(t, err)
+	require.Len(t, mine, 2, "begin and end of the delete")
+	require.Equal(t, mine[1].ID, mine[0].ParentID)
+	require.Equal(t, "delete", mine[0].Action)
+	inst, err := d.c.Events(ctx, url.Values{"instance": {"servers/" + s0.ID}, "action": {"recreate"}})
+	require.NoError(t, err)
+	require.Len(t, inst, 2, "begin and end of the recreate of servers/0")
+	page, err := d.c.Events(ctx, url.Values{"before_id": {all[2].ID}, "deployment": {"e2e"}})
+	require.NoError(t, err)
+	require.Equal(t, all[3].ID, page[0].ID, "before_id pages on")
+	disks, err := d.c.Events(ctx, url.Values{"object_type": {"disk"}, "action": {"delete"}})
+	require.NoError(t, err)
+	require.NotEmpty(t, disks, "delete-disk is recorded")
 }

@@ -124,11 +124,13 @@ var ErrNotFound = errors.New("not found")
 type Store struct {
 	dir string
 	mu  sync.Mutex
+	// lastEvent is the highest event id (0 = not read yet).
+	lastEvent int
 }
 
 // Open creates or opens the state directory.
 func Open(dir string) (*Store, error) {
-	for _, sub := range []string{"stemcells", "releases", "deployments", "tasks", "cloud-configs"} {
+	for _, sub := range []string{"stemcells", "releases", "deployments", "tasks", "cloud-configs", "orphaned-disks", "events"} {
 		if err := os.MkdirAll(filepath.Join(dir, sub), 0o700); err != nil {
 			return nil, fmt.Errorf("creating state dir: %w", err)
 		}

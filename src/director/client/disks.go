@@ -1,0 +1,56 @@
+package client
+
+import (
+	"context"
+	"net/http"
+	"net/url"
+)
+
+// OrphanDisk is one line of GET /disks.
+type OrphanDisk struct {
+	CID            string  `json:"disk_cid"`
+	Size           int     `json:"size"`
+	DeploymentName string  `json:"deployment_name"`
+	InstanceName   string  `json:"instance_name"`
+	AZ             *string `json:"az"`
+	OrphanedAt     string  `json:"orphaned_at"`
+}
+
+// OrphanDisks lists the orphaned disks (`bosh disks --orphaned`).
+func (c *Client) OrphanDisks(ctx context.Context) ([]OrphanDisk, error) {
+	var out []OrphanDisk
+	return out, c.expect(ctx, http.MethodGet, "/disks", nil, nil, http.StatusOK, &out)
+}
+
+// DeleteOrphanDisk starts the deletion of an orphaned disk (`bosh delete-disk`) and returns the task id.
+func (c *Client) DeleteOrphanDisk(ctx context.Context, cid string) (int, error) {
+	return c.taskRequest(ctx, http.MethodDelete, "/disks/"+url.PathEscape(cid), nil, nil)
+}
+
+// AttachDisk attaches an orphaned disk to a stopped instance (`bosh attach-disk group/id cid`).
+func (c *Client) AttachDisk(ctx context.Context, deployment, group, id, cid string) (int, error) {
+	q := url.Values{"deployment": {deployment}, "job": {group}, "instance_id": {id}}
+	return c.taskRequest(ctx, http.MethodPut, "/disks/"+url.PathEscape(cid)+"/attachments?"+q.Encode(), nil, nil)
+}
+
+// DirectorEvent is one line of GET /events.
+type DirectorEvent struct {
+	ID         string         `json:"id"`
+	ParentID   string         `json:"parent_id"`
+	Timestamp  int64          `json:"timestamp"`
+	User       string         `json:"user"`
+	Action     string         `json:"action"`
+	ObjectType string         `json:"object_type"`
+	ObjectName string         `json:"object_name"`
+	Task       string         `json:"task"`
+	Deployment string         `json:"deployment"`
+	Instance   string         `json:"instance"`
+	Context    map[string]any `json:"context"`
+	Error      string         `json:"error"`
+}
+
+// Events lists events, newest first, with the filters of `bosh events` (e.g. deployment, task, before_id).
+func (c *Client) Events(ctx context.Context, filters url.Values) ([]DirectorEvent, error) {
+	var out []DirectorEvent
+	return out, c.expect(ctx, http.MethodGet, "/events?"+filters.Encode(), nil, nil, http.StatusOK, &out)
+}
