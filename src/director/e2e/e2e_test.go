@@ -216,6 +216,20 @@ type instance struct {
 		Name  string `json:"name"`
 		State string `json:"state"`
 	} `json:"processes"`
+	// Vitals as `bosh vms --vitals` reads them (cloudfoundry/bosh-cli director/vms.go): strings but the uptime.
+	Vitals struct {
+		CPU    struct{ User, Sys, Wait string } `json:"cpu"`
+		Mem    struct{ KB, Percent string }     `json:"mem"`
+		Swap   struct{ KB, Percent string }     `json:"swap"`
+		Uptime struct {
+			Secs *uint64 `json:"secs"`
+		} `json:"uptime"`
+		Load []string
+		Disk map[string]struct {
+			Percent      string
+			InodePercent string `json:"inode_percent"`
+		}
+	} `json:"vitals"`
 }
 
 func (d *director) instances() map[string]instance {
@@ -355,6 +369,8 @@ func TestDeployLifecycle(t *testing.T) {
 	require.Equal(t, "running", s0.Processes[0].State)
 	require.Len(t, s0.DiskCIDs, 1)
 	require.Empty(t, c0.DiskCIDs)
+	checkVitals(t, s0, true)
+	checkVitals(t, c0, false)
 	for _, i := range []instance{s0, s1} {
 		require.Equal(t, []string{"pre-start", "start", "post-start"}, d.records(i.ID), "lifecycle order of %s/%d", i.JobName, i.Index)
 	}
@@ -551,6 +567,24 @@ func TestDeployLifecycle(t *testing.T) {
 	require.Equal(t, http.StatusNotFound, resp.StatusCode)
 
 	d.checkEvents(deleteTask.ID, s0)
+}
+
+// checkVitals: every figure `bosh vms --vitals` prints is there and a number; the VM's own memory is its
+// processes' (monit, the job) and so above zero; only a VM with a persistent disk reports one.
+func checkVitals(t *testing.T, i instance, disk bool) {
+	v := i.Vitals
+	require.Len(t, v.Load, 3, "%s/%d load", i.JobName, i.Index)
+	for name, f := range map[string]string{"cpu.user": v.CPU.User, "cpu.sys": v.CPU.Sys, "cpu.wait": v.CPU.Wait, "mem.kb": v.Mem.KB,
+		"mem.percent": v.Mem.Percent, "swap.kb": v.Swap.KB, "load.0": v.Load[0], "disk.system": v.Disk["system"].Percent,
+		"disk.ephemeral": v.Disk["ephemeral"].Percent, "disk.ephemeral.inodes": v.Disk["ephemeral"].InodePercent} {
+		_, err := strconv.ParseFloat(f, 64)
+		require.NoError(t, err, "%s/%d vitals %s = %q", i.JobName, i.Index, name, f)
+	}
+	kb, _ := strconv.Atoi(v.Mem.KB)
+	require.Positive(t, kb, "the VM's processes use memory")
+	require.NotNil(t, v.Uptime.Secs)
+	_, has := v.Disk["persistent"]
+	require.Equal(t, disk, has, "persistent disk figures only with a disk")
 }
 
 // reattachOrphan is the operator's recovery after a scale-down by mistake: the deleted instance's disk is
