@@ -4,6 +4,7 @@ import (
 	"context"
 	"net/http"
 	"net/url"
+	"strings"
 )
 
 // OrphanDisk is one line of GET /disks.
@@ -53,4 +54,23 @@ type DirectorEvent struct {
 func (c *Client) Events(ctx context.Context, filters url.Values) ([]DirectorEvent, error) {
 	var out []DirectorEvent
 	return out, c.expect(ctx, http.MethodGet, "/events?"+filters.Encode(), nil, nil, http.StatusOK, &out)
+}
+
+// FetchLogs starts `bosh logs` for group/indexOrID ("*" for all) with the log types (job, agent) and returns the
+// task id; the finished task's result is the blob id for Resource.
+func (c *Client) FetchLogs(ctx context.Context, deployment, group, indexOrID string, types []string) (int, error) {
+	q := url.Values{"type": {strings.Join(types, ",")}}
+	return c.taskRequest(ctx, http.MethodGet, "/deployments/"+url.PathEscape(deployment)+"/jobs/"+group+"/"+indexOrID+"/logs?"+q.Encode(), nil, nil)
+}
+
+// Resource downloads a blob a task produced (GET /resources/ID).
+func (c *Client) Resource(ctx context.Context, id string) ([]byte, error) {
+	resp, b, err := c.Do(ctx, http.MethodGet, "/resources/"+url.PathEscape(id), nil, nil)
+	if err != nil {
+		return nil, err
+	}
+	if resp.StatusCode != http.StatusOK {
+		return nil, &APIError{Method: http.MethodGet, Path: "/resources/" + id, Status: resp.StatusCode, Body: string(b)}
+	}
+	return b, nil
 }

@@ -1,12 +1,15 @@
 package e2e
 
 import (
+	"archive/tar"
 	"bufio"
 	"bytes"
+	"compress/gzip"
 	"context"
 	"crypto/tls"
 	"encoding/json"
 	"fmt"
+	"io"
 	"math/rand/v2"
 	"net"
 	"net/http"
@@ -371,6 +374,7 @@ func TestDeployLifecycle(t *testing.T) {
 	require.Empty(t, c0.DiskCIDs)
 	checkVitals(t, s0, true)
 	checkVitals(t, c0, false)
+	d.checkLogs(s0)
 	for _, i := range []instance{s0, s1} {
 		require.Equal(t, []string{"pre-start", "start", "post-start"}, d.records(i.ID), "lifecycle order of %s/%d", i.JobName, i.Index)
 	}
@@ -567,6 +571,52 @@ func TestDeployLifecycle(t *testing.T) {
 	require.Equal(t, http.StatusNotFound, resp.StatusCode)
 
 	d.checkEvents(deleteTask.ID, s0)
+}
+
+// checkLogs: `bosh logs servers/0` is one tarball of the VM's /var/vcap/sys/log with the job's hook logs;
+// `bosh logs --all`-style job,agent over every instance is a tarball of per-instance tarballs, each with job/ and
+// agent/ folders; a blob is served once.
+func (d *director) checkLogs(s0 instance) {
+	t, ctx := d.t, context.Background()
+	task := d.mustTask(d.c.FetchLogs(ctx, "e2e", "servers", "0", []string{"job"}))
+	blob, err := d.c.Resource(ctx, task.Result)
+	require.NoError(t, err)
+	files := untar(t, blob)
+	require.Contains(t, files["./server/pre-start.stdout.log"], "pre-start output for the log")
+	_, err = d.c.Resource(ctx, task.Result)
+	require.Error(t, err, "a downloaded blob is gone")
+
+	task = d.mustTask(d.c.FetchLogs(ctx, "e2e", "*", "*", []string{"job", "agent"}))
+	blob, err = d.c.Resource(ctx, task.Result)
+	require.NoError(t, err)
+	outer := untar(t, blob)
+	require.Len(t, outer, 3, "servers/0, servers/1, clients/0")
+	inner := untar(t, []byte(outer[fmt.Sprintf("servers.0.%s.tgz", s0.ID)]))
+	require.Contains(t, inner["./job/server/pre-start.stdout.log"], "pre-start output for the log")
+	require.Contains(t, inner, "./agent/vm-init.log")
+
+	id, err := d.c.FetchLogs(ctx, "e2e", "servers", "0", []string{"system"})
+	require.NoError(t, err)
+	task, err = d.wait(id)
+	require.Error(t, err)
+	require.Contains(t, task.Result, "use job or agent", "an unsupported type fails naming the supported ones")
+}
+
+func untar(t *testing.T, tgz []byte) map[string]string {
+	gz, err := gzip.NewReader(bytes.NewReader(tgz))
+	require.NoError(t, err)
+	tr := tar.NewReader(gz)
+	out := map[string]string{}
+	for {
+		h, err := tr.Next()
+		if err == io.EOF {
+			return out
+		}
+		require.NoError(t, err)
+		b, err := io.ReadAll(tr)
+		require.NoError(t, err)
+		out[h.Name] = string(b)
+	}
 }
 
 // checkVitals: every figure `bosh vms --vitals` prints is there and a number; the VM's own memory is its
