@@ -1,7 +1,9 @@
 package client
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"net/http"
 	"net/url"
 	"strings"
@@ -73,4 +75,36 @@ func (c *Client) Resource(ctx context.Context, id string) ([]byte, error) {
 		return nil, &APIError{Method: http.MethodGet, Path: "/resources/" + id, Status: resp.StatusCode, Body: string(b)}
 	}
 	return b, nil
+}
+
+// Problem is one line of GET /deployments/D/problems.
+type Problem struct {
+	ID            int            `json:"id"`
+	Type          string         `json:"type"`
+	Description   string         `json:"description"`
+	InstanceGroup string         `json:"instance_group"`
+	Data          map[string]any `json:"data"`
+	Resolutions   []struct {
+		Name *string `json:"name"`
+		Plan string  `json:"plan"`
+	} `json:"resolutions"`
+}
+
+// ScanForProblems starts `bosh cck`'s scan and returns the task id.
+func (c *Client) ScanForProblems(ctx context.Context, deployment string) (int, error) {
+	return c.taskRequest(ctx, http.MethodPost, "/deployments/"+url.PathEscape(deployment)+"/scans",
+		map[string]string{"Content-Type": "application/json"}, nil)
+}
+
+// Problems lists the open problems of the last scan.
+func (c *Client) Problems(ctx context.Context, deployment string) ([]Problem, error) {
+	var out []Problem
+	return out, c.expect(ctx, http.MethodGet, "/deployments/"+url.PathEscape(deployment)+"/problems", nil, nil, http.StatusOK, &out)
+}
+
+// ResolveProblems applies resolutions by problem id (nil: the automatic one, as `bosh cck --auto` sends).
+func (c *Client) ResolveProblems(ctx context.Context, deployment string, resolutions map[string]*string) (int, error) {
+	body, _ := json.Marshal(map[string]any{"resolutions": resolutions})
+	return c.taskRequest(ctx, http.MethodPut, "/deployments/"+url.PathEscape(deployment)+"/problems",
+		map[string]string{"Content-Type": "application/json"}, bytes.NewReader(body))
 }

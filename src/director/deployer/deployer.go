@@ -65,6 +65,10 @@ type Deployer struct {
 	// remonitor: per VM, the services drain unmonitored (see stop).
 	remonitorMu sync.Mutex
 	remonitor   map[string][]string
+
+	// problems are the open problems of each deployment's last `bosh cck` scan.
+	problemMu sync.Mutex
+	problems  map[string][]Problem
 }
 
 // New returns a Deployer.
@@ -93,7 +97,7 @@ func New(cfg Config, store *state.Store) (*Deployer, error) {
 			return nil, err
 		}
 	}
-	return &Deployer{cfg: cfg, store: store, renderer: r, log: cfg.Log.Named("deployer"), vms: map[string]*vm.VM{}, relCache: map[string]*release.Release{}, remonitor: map[string][]string{}}, nil
+	return &Deployer{cfg: cfg, store: store, renderer: r, log: cfg.Log.Named("deployer"), vms: map[string]*vm.VM{}, relCache: map[string]*release.Release{}, remonitor: map[string][]string{}, problems: map[string][]Problem{}}, nil
 }
 
 // Recover re-attaches the VMs of saved deployments after a director restart and reaps VMs with this director's
