@@ -282,4 +282,3 @@ func (d *Deployer) rebootVM(ctx context.Context, inst state.Instance) error {
 	}
 	return d.waitRunning(ctx, v, instanceName(inst), 1000, 60000)
 }
-
