@@ -150,6 +150,9 @@ func (d *Deployer) createMissing(ctx context.Context, out *tasks.Output, p *plan
 }
 
 func (d *Deployer) createVMFor(ctx context.Context, ip *instancePlan) (*vm.VM, error) {
+	if ip.subnet != nil {
+		ip.inst.Gateway, ip.inst.PrefixLen = ip.subnet.Gateway.String(), ip.subnet.Range.Bits()
+	}
 	v, err := d.createVM(ctx, &ip.inst, ip.group.dep, ip.group.diskSize, ip.nameservers())
 	if err != nil {
 		return nil, err
@@ -259,7 +262,21 @@ func (d *Deployer) needsRecreate(ip *instancePlan) bool {
 	}
 	return ip.override.recreate || v.IP().String() != ip.inst.IP || ip.inst.VMType != ip.group.g.VMType ||
 		ip.inst.Stemcell != ip.stemcellCID() || (ip.inst.DiskSize == 0) != (ip.group.diskSize == 0) ||
-		!slices.Equal(ip.inst.DNS, addrStrings(ip.nameservers()))
+		!slices.Equal(ip.inst.DNS, addrStrings(ip.nameservers())) || d.subnetChanged(ip)
+}
+
+// subnetChanged reports whether the VM was created with another gateway or netmask than its subnet has now (a
+// VM's network is set when it is created, so BOSH recreates it). A VM recorded without them was created on the
+// bridge's own gateway and prefix.
+func (d *Deployer) subnetChanged(ip *instancePlan) bool {
+	if ip.subnet == nil {
+		return false
+	}
+	gw, bits := ip.inst.Gateway, ip.inst.PrefixLen
+	if gw == "" || bits == 0 {
+		gw, bits = d.cfg.BridgeCIDR.Addr().String(), d.cfg.BridgeCIDR.Bits()
+	}
+	return gw != ip.subnet.Gateway.String() || bits != ip.subnet.Range.Bits()
 }
 
 func (d *Deployer) needsUpdate(ip *instancePlan, prev *state.Instance, pkgs map[string]*compiledPackage) bool {

@@ -59,12 +59,15 @@ type NameVer struct {
 
 // Instance is one instance of an instance group.
 type Instance struct {
-	Group     string `json:"group"`
-	ID        string `json:"id"`
-	Index     int    `json:"index"`
-	AZ        string `json:"az"`
-	IP        string `json:"ip"`
-	Network   string `json:"network,omitempty"`
+	Group   string `json:"group"`
+	ID      string `json:"id"`
+	Index   int    `json:"index"`
+	AZ      string `json:"az"`
+	IP      string `json:"ip"`
+	Network string `json:"network,omitempty"`
+	// Gateway and PrefixLen are the VM's subnet's (its default route and netmask); empty = the bridge's.
+	Gateway   string `json:"gateway,omitempty"`
+	PrefixLen int    `json:"prefix_len,omitempty"`
 	Bootstrap bool   `json:"bootstrap"`
 	VMCID     string `json:"vm_cid"`
 	DiskCID   string `json:"disk_cid"`
