@@ -30,6 +30,7 @@ type fixture struct {
 	client *http.Client
 	creds  Credentials
 	runner *tasks.Runner
+	store  *state.Store
 }
 
 // newFixture serves the API over real HTTPS on 127.0.0.1 with a generated CA, as `local-director serve` does.
@@ -59,7 +60,7 @@ func newFixture(t *testing.T) *fixture {
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 		Timeout:       30 * time.Second,
 	}
-	return &fixture{t: t, url: "https://" + ln.Addr().String(), client: client, creds: creds, runner: runner}
+	return &fixture{t: t, url: "https://" + ln.Addr().String(), client: client, creds: creds, runner: runner, store: store}
 }
 
 func (f *fixture) do(method, path string, body io.Reader, auth bool, header map[string]string) (*http.Response, []byte) {

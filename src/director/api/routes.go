@@ -48,6 +48,17 @@ func (s *Server) routes() {
 	s.handle("PUT /deployments/{name}/jobs/{rest...}", s.changeState, true)
 	s.handle("GET /deployments/{name}/errands", s.listErrands, true)
 	s.handle("POST /deployments/{name}/errands/{errand}/runs", s.runErrand, true)
+	s.handle("GET /deployments/{name}/jobs/{job}/{index}/logs", s.fetchLogs, true)
+	s.handle("GET /resources/{id}", s.getResource, true)
+	s.handle("POST /deployments/{name}/scans", s.scanProblems, true)
+	s.handle("GET /deployments/{name}/problems", s.listProblems, true)
+	s.handle("PUT /deployments/{name}/problems", s.resolveProblems, true)
+	s.handle("GET /disks", s.listDisks, true)
+	s.handle("DELETE /disks/{cid}", s.deleteDisk, true)
+	s.handle("PUT /disks/{cid}/attachments", s.attachDisk, true)
+	s.handle("GET /locks", s.listLocks, true)
+	s.handle("GET /events", s.listEvents, true)
+	s.handle("GET /events/{id}", s.getEvent, true)
 }
 
 func (s *Server) info(r *http.Request) (any, error) {

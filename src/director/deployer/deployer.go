@@ -65,6 +65,10 @@ type Deployer struct {
 	// remonitor: per VM, the services drain unmonitored (see stop).
 	remonitorMu sync.Mutex
 	remonitor   map[string][]string
+
+	// problems are the open problems of each deployment's last `bosh cck` scan.
+	problemMu sync.Mutex
+	problems  map[string][]Problem
 }
 
 // New returns a Deployer.
@@ -93,7 +97,7 @@ func New(cfg Config, store *state.Store) (*Deployer, error) {
 			return nil, err
 		}
 	}
-	return &Deployer{cfg: cfg, store: store, renderer: r, log: cfg.Log.Named("deployer"), vms: map[string]*vm.VM{}, relCache: map[string]*release.Release{}, remonitor: map[string][]string{}}, nil
+	return &Deployer{cfg: cfg, store: store, renderer: r, log: cfg.Log.Named("deployer"), vms: map[string]*vm.VM{}, relCache: map[string]*release.Release{}, remonitor: map[string][]string{}, problems: map[string][]Problem{}}, nil
 }
 
 // Recover re-attaches the VMs of saved deployments after a director restart and reaps VMs with this director's
@@ -254,7 +258,10 @@ func (d *Deployer) Deploy(ctx context.Context, out *tasks.Output, manifestText s
 	if err != nil {
 		return err
 	}
-	return d.converge(ctx, out, manifestText, name, nil)
+	end := d.begin(out, state.Event{Action: d.deploymentAction(name), ObjectType: "deployment", ObjectName: name, Deployment: name})
+	err = d.converge(ctx, out, manifestText, name, nil)
+	end(err)
+	return err
 }
 
 // Selector picks instances for a state change: Group "" = all; Instance "" = the whole group; otherwise an index
@@ -304,12 +311,16 @@ func (d *Deployer) ChangeState(ctx context.Context, out *tasks.Output, name stri
 		return fmt.Errorf("unknown state '%s': use started, stopped, detached, restart or recreate", target)
 	}
 	o.skipDrain = opts.SkipDrain
-	return d.converge(ctx, out, dep.Manifest, name, func(ip *instancePlan) override {
+	end := d.begin(out, state.Event{Action: "update", ObjectType: "deployment", ObjectName: name, Deployment: name,
+		Context: map[string]any{"state": target, "instances": strings.Trim(sel.Group+"/"+sel.Instance, "/")}})
+	err = d.converge(ctx, out, dep.Manifest, name, func(ip *instancePlan) override {
 		if sel.matches(ip.inst) {
 			return o
 		}
 		return override{}
 	})
+	end(err)
+	return err
 }
 
 func manifestName(text string) (string, error) {

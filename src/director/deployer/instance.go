@@ -28,8 +28,12 @@ func (d *Deployer) vmSpec(inst state.Instance, cid string) (vm.Spec, error) {
 	if err != nil {
 		return vm.Spec{}, fmt.Errorf("instance %s has no valid IP %q", instanceName(inst), inst.IP)
 	}
+	bits, gw := d.cfg.BridgeCIDR.Bits(), d.cfg.BridgeCIDR.Addr()
+	if g, err := netip.ParseAddr(inst.Gateway); err == nil && inst.PrefixLen > 0 {
+		bits, gw = inst.PrefixLen, g
+	}
 	spec := vm.Spec{
-		ID: cid, Address: netip.PrefixFrom(a, d.cfg.BridgeCIDR.Bits()), Gateway: d.cfg.BridgeCIDR.Addr(), Bridge: d.cfg.Bridge,
+		ID: cid, Address: netip.PrefixFrom(a, bits), Gateway: gw, OnLink: d.cfg.BridgeCIDR.Masked(), Bridge: d.cfg.Bridge,
 		DataDir: filepath.Join(d.cfg.StateDir, "vms", cid), MonitInterval: d.cfg.MonitInterval, Logger: d.log,
 	}
 	if inst.DiskCID != "" {
@@ -67,6 +71,11 @@ func (d *Deployer) createVM(ctx context.Context, inst *state.Instance, deploymen
 		return nil, err
 	}
 	spec.DNS = dns
+	if vm.CheckBridgeGateway(ctx, d.cfg.Bridge, spec.Gateway) != nil {
+		if err := vm.EnsureGateway(ctx, d.cfg.Bridge, netip.PrefixFrom(spec.Gateway, spec.Address.Bits())); err != nil {
+			return nil, fmt.Errorf("creating VM for '%s': %w", instanceName(*inst), err)
+		}
+	}
 	_ = os.RemoveAll(spec.DataDir)
 	v, err := vm.Create(ctx, spec)
 	if err != nil {

@@ -27,11 +27,20 @@ func (d *Deployer) Delete(ctx context.Context, out *tasks.Output, name string, f
 	if err != nil {
 		return err
 	}
+	end := d.begin(out, state.Event{Action: "delete", ObjectType: "deployment", ObjectName: name, Deployment: name})
+	err = d.deleteAll(ctx, out, dep, force)
+	end(err)
+	return err
+}
+
+// deleteAll deletes every instance of a deployment (orphaning their disks), then its record.
+func (d *Deployer) deleteAll(ctx context.Context, out *tasks.Output, dep state.Deployment, force bool) error {
+	name := dep.Name
 	ds := &depState{store: d.store, d: dep}
 	if len(dep.Instances) > 0 {
 		stage := out.Stage("Deleting instances", nil, len(dep.Instances))
 		err := runPool(dep.Instances, len(dep.Instances), func(inst state.Instance) error {
-			return stage.Step(instanceName(inst), func() error { return d.deleteInstance(ctx, inst, ds, force, "delete") })
+			return stage.Step(instanceName(inst), func() error { return d.deleteInstance(ctx, out, inst, ds, force, "delete") })
 		})
 		if err != nil && !force {
 			return err
@@ -99,6 +108,8 @@ func (d *Deployer) Instances(ctx context.Context, name string, vmsOnly bool) ([]
 		}
 		return a.Index - b.Index
 	})
+	// One CPU sample for all VMs (they share the host's kernel), 200 ms as a short agent interval.
+	cpu, _ := vm.HostCPU(ctx, 200*time.Millisecond)
 	out := []InstanceInfo{}
 	for _, inst := range insts {
 		if inst.VMCID == "" && (vmsOnly || inst.Lifecycle == manifest.LifecycleErrand) {
@@ -121,6 +132,9 @@ func (d *Deployer) Instances(ctx context.Context, name string, vmsOnly bool) ([]
 			info.VMCID, info.AgentID, info.VMCreatedAt, info.Active = &cid, &cid, &created, true
 			js := "unresponsive agent"
 			if v := d.liveVM(inst); v != nil {
+				if vit, err := v.Vitals(cpu); err == nil {
+					info.Vitals = vit
+				}
 				st, procs := v.Monit().JobState(ctx)
 				js = st
 				for _, p := range procs {
@@ -222,7 +236,9 @@ func (d *Deployer) RunErrand(ctx context.Context, out *tasks.Output, name, erran
 	if err := d.prepareErrandVMs(ctx, out, creates, pkgs, ds); err != nil {
 		return err
 	}
+	end := d.begin(out, state.Event{Action: "run", ObjectType: "errand", ObjectName: errand, Deployment: name})
 	results, runErr := d.runErrands(ctx, out, runs, errand)
+	end(runErr)
 	if len(creates) > 0 && !keepAlive {
 		d.deleteErrandVMs(ctx, out, creates, ds)
 	}

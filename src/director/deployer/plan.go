@@ -320,11 +320,8 @@ func (d *Deployer) checkGroup(p *plan, g *manifest.InstanceGroup, where string) 
 	if !ok {
 		return nil, 0, fmt.Errorf("%s: network '%s' is not in the cloud config", where, g.Networks[0].Name)
 	}
-	for _, s := range nw.Subnets {
-		if s.Gateway != d.cfg.BridgeCIDR.Addr() || !d.cfg.BridgeCIDR.Masked().Contains(s.Range.Addr()) || s.Range.Bits() < d.cfg.BridgeCIDR.Bits() {
-			return nil, 0, fmt.Errorf("network '%s' subnet %s: VMs of this director live on bridge %s (%s): the subnet must lie inside %s with gateway %s",
-				nw.Name, s.Range, d.cfg.Bridge, d.cfg.BridgeCIDR, d.cfg.BridgeCIDR.Masked(), d.cfg.BridgeCIDR.Addr())
-		}
+	if err := checkBridgeSubnets(d.cfg.BridgeCIDR, d.cfg.Bridge, p.cloud.Networks); err != nil {
+		return nil, 0, err
 	}
 	if g.PersistentDiskType == "" {
 		return nw, g.PersistentDisk, nil

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"maps"
 	"net/netip"
-	"os"
 	"slices"
 	"sync"
 
@@ -73,14 +72,15 @@ func (d *Deployer) deleteObsolete(ctx context.Context, out *tasks.Output, p *pla
 	}
 	return runPool(p.obsolete, width, func(inst state.Instance) error {
 		return stage.Step(instanceName(inst), func() error {
-			return d.deleteInstance(ctx, inst, ds, false, "keep")
+			return d.deleteInstance(ctx, out, inst, ds, false, "keep")
 		})
 	})
 }
 
 // deleteInstance runs the shutdown of an instance that goes away — pre-stop (VM and instance deleted), drain
-// job_shutdown with next persistent_disk 0, monit stop, post-stop — then deletes its VM and persistent disk.
-func (d *Deployer) deleteInstance(ctx context.Context, inst state.Instance, ds *depState, force bool, deploymentNext string) error {
+// job_shutdown with next persistent_disk 0, monit stop, post-stop — then deletes its VM and orphans its
+// persistent disk (kept for `bosh attach-disk` until deleted or the retention period ends, as BOSH does).
+func (d *Deployer) deleteInstance(ctx context.Context, out *tasks.Output, inst state.Instance, ds *depState, force bool, deploymentNext string) error {
 	name := instanceName(inst)
 	if v := d.liveVM(inst); v != nil && inst.Applied != nil {
 		err := d.shutdown(ctx, v, name, jobNamesOf(inst.Applied), inst.DiskSize, 0, false,
@@ -92,11 +92,10 @@ func (d *Deployer) deleteInstance(ctx context.Context, inst state.Instance, ds *
 	if err := d.deleteVM(ctx, &inst); err != nil && !force {
 		return err
 	}
-	if inst.DiskCID != "" {
-		if err := removeAll(d.diskDir(inst.DiskCID)); err != nil && !force {
-			return fmt.Errorf("deleting disk %s of '%s': %w", inst.DiskCID, name, err)
-		}
+	if err := d.orphanDisk(out, ds.d.Name, inst); err != nil && !force {
+		return err
 	}
+	d.event(out, state.Event{Action: "delete", ObjectType: "instance", ObjectName: instanceSlug(inst), Deployment: ds.d.Name, Instance: instanceSlug(inst)})
 	d.log.Info("instance deleted", zap.String("instance", name), zap.String("reason", "no longer desired"))
 	return ds.remove(inst.ID)
 }
@@ -116,8 +115,6 @@ func (d *Deployer) shutdown(ctx context.Context, v *vm.VM, name string, jobs []s
 	}
 	return d.runHook(ctx, v, name, jobs, "post-stop", nil)
 }
-
-func removeAll(dir string) error { return os.RemoveAll(dir) }
 
 // createMissing creates the VMs of service instances that should have one, all groups in parallel, before any
 // group is updated (the director's deployment_plan/stages/create_vm_stage.rb).
@@ -153,6 +150,9 @@ func (d *Deployer) createMissing(ctx context.Context, out *tasks.Output, p *plan
 }
 
 func (d *Deployer) createVMFor(ctx context.Context, ip *instancePlan) (*vm.VM, error) {
+	if ip.subnet != nil {
+		ip.inst.Gateway, ip.inst.PrefixLen = ip.subnet.Gateway.String(), ip.subnet.Range.Bits()
+	}
 	v, err := d.createVM(ctx, &ip.inst, ip.group.dep, ip.group.diskSize, ip.nameservers())
 	if err != nil {
 		return nil, err
@@ -217,7 +217,15 @@ func (d *Deployer) updateGroup(ctx context.Context, out *tasks.Output, gp *group
 			if w.canary {
 				name += " (canary)"
 			}
-			return stage.Step(name, func() error { return d.updateInstance(ctx, ip, prev, pkgs, ds, w.canary) })
+			return stage.Step(name, func() error {
+				_, had := prev[ip.inst.ID]
+				slug := instanceSlug(ip.inst)
+				end := d.begin(out, state.Event{Action: instanceAction(ip.override, ip.inst.State, had), ObjectType: "instance",
+					ObjectName: slug, Deployment: ds.d.Name, Instance: slug})
+				err := d.updateInstance(ctx, ip, prev, pkgs, ds, w.canary)
+				end(err)
+				return err
+			})
 		})
 		if err != nil {
 			return true, err
@@ -254,7 +262,21 @@ func (d *Deployer) needsRecreate(ip *instancePlan) bool {
 	}
 	return ip.override.recreate || v.IP().String() != ip.inst.IP || ip.inst.VMType != ip.group.g.VMType ||
 		ip.inst.Stemcell != ip.stemcellCID() || (ip.inst.DiskSize == 0) != (ip.group.diskSize == 0) ||
-		!slices.Equal(ip.inst.DNS, addrStrings(ip.nameservers()))
+		!slices.Equal(ip.inst.DNS, addrStrings(ip.nameservers())) || d.subnetChanged(ip)
+}
+
+// subnetChanged reports whether the VM was created with another gateway or netmask than its subnet has now (a
+// VM's network is set when it is created, so BOSH recreates it). A VM recorded without them was created on the
+// bridge's own gateway and prefix.
+func (d *Deployer) subnetChanged(ip *instancePlan) bool {
+	if ip.subnet == nil {
+		return false
+	}
+	gw, bits := ip.inst.Gateway, ip.inst.PrefixLen
+	if gw == "" || bits == 0 {
+		gw, bits = d.cfg.BridgeCIDR.Addr().String(), d.cfg.BridgeCIDR.Bits()
+	}
+	return gw != ip.subnet.Gateway.String() || bits != ip.subnet.Range.Bits()
 }
 
 func (d *Deployer) needsUpdate(ip *instancePlan, prev *state.Instance, pkgs map[string]*compiledPackage) bool {
@@ -396,7 +418,10 @@ func (d *Deployer) ensureVM(ctx context.Context, ip *instancePlan, v *vm.VM, u *
 		return nil, err
 	}
 	if ip.group.diskSize == 0 && ip.inst.DiskCID != "" {
-		_ = removeAll(d.diskDir(ip.inst.DiskCID))
+		// The manifest no longer gives this group a disk: BOSH orphans it rather than deleting data.
+		if err := d.orphanDisk(nil, ds.d.Name, ip.inst); err != nil {
+			return nil, err
+		}
 		ip.inst.DiskCID = ""
 	}
 	v, err := d.createVMFor(ctx, ip)

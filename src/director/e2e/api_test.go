@@ -51,6 +51,9 @@ func TestAPIAgainstRunningDirector(t *testing.T) {
 		{"GET", "/deployments/e2e/instances?format=full"}, {"GET", "/deployments/e2e/vms?format=full"},
 		{"PUT", "/deployments/e2e/jobs/*?state=restart"}, {"POST", "/deployments/e2e/errands/smoke/runs"},
 		{"GET", "/tasks"}, {"GET", "/tasks/1"}, {"GET", "/tasks/1/output?type=event"},
+		{"GET", "/disks"}, {"DELETE", "/disks/disk-1"}, {"PUT", "/disks/disk-1/attachments?deployment=e2e&job=servers&instance_id=0"},
+		{"GET", "/locks"}, {"GET", "/events"}, {"GET", "/events/1"}, {"GET", "/deployments/e2e/jobs/*/*/logs?type=job"},
+		{"GET", "/resources/00000000-0000-0000-0000-000000000000"},
 	}
 	for _, e := range endpoints {
 		for _, c := range []*client.Client{&anon, &wrong} {

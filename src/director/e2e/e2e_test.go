@@ -1,18 +1,23 @@
 package e2e
 
 import (
+	"archive/tar"
 	"bufio"
 	"bytes"
+	"compress/gzip"
 	"context"
 	"crypto/tls"
 	"encoding/json"
 	"fmt"
+	"io"
 	"math/rand/v2"
 	"net"
 	"net/http"
 	"net/netip"
+	"net/url"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -214,6 +219,20 @@ type instance struct {
 		Name  string `json:"name"`
 		State string `json:"state"`
 	} `json:"processes"`
+	// Vitals as `bosh vms --vitals` reads them (cloudfoundry/bosh-cli director/vms.go): strings but the uptime.
+	Vitals struct {
+		CPU    struct{ User, Sys, Wait string } `json:"cpu"`
+		Mem    struct{ KB, Percent string }     `json:"mem"`
+		Swap   struct{ KB, Percent string }     `json:"swap"`
+		Uptime struct {
+			Secs *uint64 `json:"secs"`
+		} `json:"uptime"`
+		Load []string
+		Disk map[string]struct {
+			Percent      string
+			InodePercent string `json:"inode_percent"`
+		}
+	} `json:"vitals"`
 }
 
 func (d *director) instances() map[string]instance {
@@ -353,6 +372,9 @@ func TestDeployLifecycle(t *testing.T) {
 	require.Equal(t, "running", s0.Processes[0].State)
 	require.Len(t, s0.DiskCIDs, 1)
 	require.Empty(t, c0.DiskCIDs)
+	checkVitals(t, s0, true)
+	checkVitals(t, c0, false)
+	d.checkLogs(s0)
 	for _, i := range []instance{s0, s1} {
 		require.Equal(t, []string{"pre-start", "start", "post-start"}, d.records(i.ID), "lifecycle order of %s/%d", i.JobName, i.Index)
 	}
@@ -499,8 +521,8 @@ func TestDeployLifecycle(t *testing.T) {
 	insts = d.instances()
 	require.Len(t, insts, 2)
 	require.Equal(t, s0.ID, insts["servers/0"].ID)
-	_, err = os.Stat(d.dep.DiskDir(s1.DiskCIDs[0]))
-	require.True(t, os.IsNotExist(err), "the deleted instance's disk is gone")
+	d.reattachOrphan(s1)
+	insts = d.instances()
 
 	// A new dns in the cloud config recreates the VM (its resolv.conf is written at creation), keeping the disk;
 	// deploying again without a change recreates nothing.
@@ -527,13 +549,176 @@ func TestDeployLifecycle(t *testing.T) {
 	require.Contains(t, task.Result, "post-start script of job 'server' failed with exit code 3")
 	require.Contains(t, task.Result, "post-start failing on purpose")
 
-	// Delete: every VM and disk goes.
-	d.mustTask(d.c.DeleteDeployment(ctx, "e2e", false))
+	// Delete: every VM goes; the disks are orphaned, and delete-disk deletes them.
+	deleteTask := d.mustTask(d.c.DeleteDeployment(ctx, "e2e", false))
 	left, _ = vm.List(d.bridge + "-")
 	require.Empty(t, left)
 	_, err = os.Stat(d.dep.DiskDir(s0.DiskCIDs[0]))
-	require.True(t, os.IsNotExist(err))
+	require.NoError(t, err, "a deleted deployment's disks are orphaned, not deleted")
+	orphans, err := d.c.OrphanDisks(ctx)
+	require.NoError(t, err)
+	require.NotEmpty(t, orphans)
+	for _, o := range orphans {
+		d.mustTask(d.c.DeleteOrphanDisk(ctx, o.CID))
+		_, err = os.Stat(d.dep.DiskDir(o.CID))
+		require.True(t, os.IsNotExist(err), "delete-disk deletes %s", o.CID)
+	}
+	orphans, err = d.c.OrphanDisks(ctx)
+	require.NoError(t, err)
+	require.Empty(t, orphans)
 	resp, _, err := d.c.Do(ctx, "GET", "/deployments/e2e", nil, nil)
 	require.NoError(t, err)
 	require.Equal(t, http.StatusNotFound, resp.StatusCode)
+
+	d.checkEvents(deleteTask.ID, s0)
+}
+
+// checkLogs: `bosh logs servers/0` is one tarball of the VM's /var/vcap/sys/log with the job's hook logs;
+// `bosh logs --all`-style job,agent over every instance is a tarball of per-instance tarballs, each with job/ and
+// agent/ folders; a blob is served once.
+func (d *director) checkLogs(s0 instance) {
+	t, ctx := d.t, context.Background()
+	task := d.mustTask(d.c.FetchLogs(ctx, "e2e", "servers", "0", []string{"job"}))
+	blob, err := d.c.Resource(ctx, task.Result)
+	require.NoError(t, err)
+	files := untar(t, blob)
+	require.Contains(t, files["./server/pre-start.stdout.log"], "pre-start output for the log")
+	_, err = d.c.Resource(ctx, task.Result)
+	require.Error(t, err, "a downloaded blob is gone")
+
+	task = d.mustTask(d.c.FetchLogs(ctx, "e2e", "*", "*", []string{"job", "agent"}))
+	blob, err = d.c.Resource(ctx, task.Result)
+	require.NoError(t, err)
+	outer := untar(t, blob)
+	require.Len(t, outer, 3, "servers/0, servers/1, clients/0")
+	inner := untar(t, []byte(outer[fmt.Sprintf("servers.0.%s.tgz", s0.ID)]))
+	require.Contains(t, inner["./job/server/pre-start.stdout.log"], "pre-start output for the log")
+	require.Contains(t, inner, "./agent/vm-init.log")
+
+	id, err := d.c.FetchLogs(ctx, "e2e", "servers", "0", []string{"system"})
+	require.NoError(t, err)
+	task, err = d.wait(id)
+	require.Error(t, err)
+	require.Contains(t, task.Result, "use job or agent", "an unsupported type fails naming the supported ones")
+}
+
+func untar(t *testing.T, tgz []byte) map[string]string {
+	gz, err := gzip.NewReader(bytes.NewReader(tgz))
+	require.NoError(t, err)
+	tr := tar.NewReader(gz)
+	out := map[string]string{}
+	for {
+		h, err := tr.Next()
+		if err == io.EOF {
+			return out
+		}
+		require.NoError(t, err)
+		b, err := io.ReadAll(tr)
+		require.NoError(t, err)
+		out[h.Name] = string(b)
+	}
+}
+
+// checkVitals: every figure `bosh vms --vitals` prints is there and a number; the VM's own memory is its
+// processes' (monit, the job) and so above zero; only a VM with a persistent disk reports one.
+func checkVitals(t *testing.T, i instance, disk bool) {
+	v := i.Vitals
+	require.Len(t, v.Load, 3, "%s/%d load", i.JobName, i.Index)
+	for name, f := range map[string]string{"cpu.user": v.CPU.User, "cpu.sys": v.CPU.Sys, "cpu.wait": v.CPU.Wait, "mem.kb": v.Mem.KB,
+		"mem.percent": v.Mem.Percent, "swap.kb": v.Swap.KB, "load.0": v.Load[0], "disk.system": v.Disk["system"].Percent,
+		"disk.ephemeral": v.Disk["ephemeral"].Percent, "disk.ephemeral.inodes": v.Disk["ephemeral"].InodePercent} {
+		_, err := strconv.ParseFloat(f, 64)
+		require.NoError(t, err, "%s/%d vitals %s = %q", i.JobName, i.Index, name, f)
+	}
+	kb, _ := strconv.Atoi(v.Mem.KB)
+	require.Positive(t, kb, "the VM's processes use memory")
+	require.NotNil(t, v.Uptime.Secs)
+	_, has := v.Disk["persistent"]
+	require.Equal(t, disk, has, "persistent disk figures only with a disk")
+}
+
+// reattachOrphan is the operator's recovery after a scale-down by mistake: the deleted instance's disk is
+// orphaned (listed, data intact), a new instance from scaling up again is stopped --hard, the orphan attached to
+// it and the instance started: it runs on the old data. Scaling down again orphans the disk again.
+func (d *director) reattachOrphan(gone instance) {
+	t, ctx := d.t, context.Background()
+	oldMarker, err := os.ReadFile(filepath.Join(d.dep.DiskDir(gone.DiskCIDs[0]), "server", "marker"))
+	require.NoError(t, err, "the deleted instance's disk is kept with its data")
+	orphans, err := d.c.OrphanDisks(ctx)
+	require.NoError(t, err)
+	require.Len(t, orphans, 1)
+	require.Equal(t, gone.DiskCIDs[0], orphans[0].CID)
+	require.Equal(t, "e2e", orphans[0].DeploymentName)
+	require.Equal(t, "servers/"+gone.ID, orphans[0].InstanceName)
+	require.Equal(t, 64, orphans[0].Size)
+	require.Equal(t, "z2", *orphans[0].AZ)
+
+	d.mustTask(d.c.Deploy(ctx, d.manifest(manifestOpts{servers: 2, port: 9091})))
+	fresh := d.instances()["servers/1"]
+	require.NotEqual(t, gone.ID, fresh.ID, "scaling up creates a new instance with a new disk")
+	require.NotEqual(t, gone.DiskCIDs, fresh.DiskCIDs)
+	d.records(fresh.ID)
+
+	// A running instance refuses the disk: its jobs use the one it has.
+	id, err := d.c.AttachDisk(ctx, "e2e", "servers", fresh.ID, gone.DiskCIDs[0])
+	require.NoError(t, err)
+	task, err := d.wait(id)
+	require.Error(t, err)
+	require.Contains(t, task.Result, "must be stopped before a disk is attached")
+
+	d.mustTask(d.c.ChangeState(ctx, "e2e", "servers/"+fresh.ID, "detached"))
+	d.mustTask(d.c.AttachDisk(ctx, "e2e", "servers", fresh.ID, gone.DiskCIDs[0]))
+	orphans, err = d.c.OrphanDisks(ctx)
+	require.NoError(t, err)
+	require.Len(t, orphans, 1, "the fresh disk it replaced is orphaned in its place, never deleted")
+	require.Equal(t, fresh.DiskCIDs[0], orphans[0].CID)
+	d.mustTask(d.c.ChangeState(ctx, "e2e", "servers/"+fresh.ID, "started"))
+	back := d.instances()["servers/1"]
+	require.Equal(t, "running", *back.JobState)
+	require.Equal(t, gone.DiskCIDs, back.DiskCIDs, "the instance runs on the re-attached disk")
+	v := d.dep.VM(*back.VMCID)
+	require.NotNil(t, v)
+	marker, _, code, err := v.Exec(ctx, []string{"cat", "/var/vcap/store/server/marker"}, nil, nil)
+	require.NoError(t, err)
+	require.Equal(t, 0, code, "the disk is mounted at /var/vcap/store in the new VM")
+	require.Equal(t, string(oldMarker), string(marker), "the old member's data")
+
+	d.mustTask(d.c.DeleteOrphanDisk(ctx, fresh.DiskCIDs[0]))
+	d.mustTask(d.c.Deploy(ctx, d.manifest(manifestOpts{servers: 1, port: 9091})))
+	d.records(fresh.ID)
+	orphans, err = d.c.OrphanDisks(ctx)
+	require.NoError(t, err)
+	require.Len(t, orphans, 1)
+	require.Equal(t, gone.DiskCIDs[0], orphans[0].CID, "scaled down again: orphaned again")
+}
+
+// checkEvents reads the event log the lifecycle left: deployment creates and updates with their end events,
+// instance updates, the errand run, orphaned, attached and deleted disks, the deployment's deletion.
+func (d *director) checkEvents(deleteTask int, s0 instance) {
+	t, ctx := d.t, context.Background()
+	all, err := d.c.Events(ctx, url.Values{"deployment": {"e2e"}})
+	require.NoError(t, err)
+	seen := map[string]bool{}
+	for _, e := range all {
+		seen[e.Action+" "+e.ObjectType] = true
+		require.NotEmpty(t, e.User, "event %s", e.ID)
+	}
+	for _, want := range []string{"create deployment", "update deployment", "delete deployment", "create instance", "update instance",
+		"recreate instance", "stop instance", "delete instance", "run errand", "orphan disk", "attach disk"} {
+		require.True(t, seen[want], "an event %q in %v", want, seen)
+	}
+	mine, err := d.c.Events(ctx, url.Values{"task": {strconv.Itoa(deleteTask)}, "object_type": {"deployment"}})
+	require.NoError(t, err)
+	require.Len(t, mine, 2, "begin and end of the delete")
+	require.Equal(t, mine[1].ID, mine[0].ParentID)
+	require.Equal(t, "delete", mine[0].Action)
+	inst, err := d.c.Events(ctx, url.Values{"instance": {"servers/" + s0.ID}, "action": {"recreate"}})
+	require.NoError(t, err)
+	require.Len(t, inst, 2, "begin and end of the recreate of servers/0")
+	page, err := d.c.Events(ctx, url.Values{"before_id": {all[2].ID}, "deployment": {"e2e"}})
+	require.NoError(t, err)
+	require.Equal(t, all[3].ID, page[0].ID, "before_id pages on")
+	disks, err := d.c.Events(ctx, url.Values{"object_type": {"disk"}, "action": {"delete"}})
+	require.NoError(t, err)
+	require.NotEmpty(t, disks, "delete-disk is recorded")
 }

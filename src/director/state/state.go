@@ -59,12 +59,15 @@ type NameVer struct {
 
 // Instance is one instance of an instance group.
 type Instance struct {
-	Group     string `json:"group"`
-	ID        string `json:"id"`
-	Index     int    `json:"index"`
-	AZ        string `json:"az"`
-	IP        string `json:"ip"`
-	Network   string `json:"network,omitempty"`
+	Group   string `json:"group"`
+	ID      string `json:"id"`
+	Index   int    `json:"index"`
+	AZ      string `json:"az"`
+	IP      string `json:"ip"`
+	Network string `json:"network,omitempty"`
+	// Gateway and PrefixLen are the VM's subnet's (its default route and netmask); empty = the bridge's.
+	Gateway   string `json:"gateway,omitempty"`
+	PrefixLen int    `json:"prefix_len,omitempty"`
 	Bootstrap bool   `json:"bootstrap"`
 	VMCID     string `json:"vm_cid"`
 	DiskCID   string `json:"disk_cid"`
@@ -124,11 +127,13 @@ var ErrNotFound = errors.New("not found")
 type Store struct {
 	dir string
 	mu  sync.Mutex
+	// lastEvent is the highest event id (0 = not read yet).
+	lastEvent int
 }
 
 // Open creates or opens the state directory.
 func Open(dir string) (*Store, error) {
-	for _, sub := range []string{"stemcells", "releases", "deployments", "tasks", "cloud-configs"} {
+	for _, sub := range []string{"stemcells", "releases", "deployments", "tasks", "cloud-configs", "orphaned-disks", "events"} {
 		if err := os.MkdirAll(filepath.Join(dir, sub), 0o700); err != nil {
 			return nil, fmt.Errorf("creating state dir: %w", err)
 		}

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"sort"
 	"sync"
 	"time"
 
@@ -33,7 +34,27 @@ type Runner struct {
 	lg    *zap.Logger
 	mu    sync.Mutex
 	locks map[string]*sync.Mutex
-	wg    sync.WaitGroup
+	// held maps a deployment to the task holding its lock (GET /locks).
+	held map[string]int
+	wg   sync.WaitGroup
+}
+
+// Lock is a deployment lock a running task holds.
+type Lock struct {
+	Deployment string
+	TaskID     int
+}
+
+// Locks lists the deployment locks held right now, by deployment name.
+func (r *Runner) Locks() []Lock {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	out := make([]Lock, 0, len(r.held))
+	for dep, id := range r.held {
+		out = append(out, Lock{Deployment: dep, TaskID: id})
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Deployment < out[j].Deployment })
+	return out
 }
 
 // NewRunner returns a Runner recording tasks in store. Tasks left queued or processing by a previous director
@@ -51,7 +72,7 @@ func NewRunner(store *state.Store, lg *zap.Logger) (*Runner, error) {
 			}
 		}
 	}
-	return &Runner{store: store, lg: lg.Named("tasks"), locks: map[string]*sync.Mutex{}}, nil
+	return &Runner{store: store, lg: lg.Named("tasks"), locks: map[string]*sync.Mutex{}, held: map[string]int{}}, nil
 }
 
 // Submit records a queued task and runs fn in the background. Tasks naming the same deployment run one at a
@@ -79,7 +100,7 @@ func (r *Runner) submit(description, user, deployment string, lock bool, fn Func
 // Wait blocks until every submitted task has finished (for tests and shutdown).
 func (r *Runner) Wait() { r.wg.Wait() }
 
-func (r *Runner) lock(deployment string) func() {
+func (r *Runner) lock(deployment string, task int) func() {
 	if deployment == "" {
 		return func() {}
 	}
@@ -91,16 +112,24 @@ func (r *Runner) lock(deployment string) func() {
 	}
 	r.mu.Unlock()
 	l.Lock()
-	return l.Unlock
+	r.mu.Lock()
+	r.held[deployment] = task
+	r.mu.Unlock()
+	return func() {
+		r.mu.Lock()
+		delete(r.held, deployment)
+		r.mu.Unlock()
+		l.Unlock()
+	}
 }
 
 func (r *Runner) run(t state.Task, lock bool, fn Func) {
 	defer r.wg.Done()
 	if lock {
-		unlock := r.lock(t.Deployment)
+		unlock := r.lock(t.Deployment, t.ID)
 		defer unlock()
 	}
-	out := &Output{dir: r.store.TaskDir(t.ID)}
+	out := &Output{dir: r.store.TaskDir(t.ID), task: t.ID, user: t.User}
 	t.State, t.StartedAt = state.TaskProcessing, time.Now().Unix()
 	if err := r.store.PutTask(t); err != nil {
 		r.lg.Error("recording task", zap.Int("task", t.ID), zap.Error(err))
@@ -123,10 +152,18 @@ func (r *Runner) run(t state.Task, lock bool, fn Func) {
 
 // Output appends to a task's output files.
 type Output struct {
-	dir string
-	mu  sync.Mutex
-	sum string
+	dir  string
+	task int
+	user string
+	mu   sync.Mutex
+	sum  string
 }
+
+// TaskID is the id of the task this output belongs to (0 outside a task); events name it.
+func (o *Output) TaskID() int { return o.task }
+
+// User is the user who started the task.
+func (o *Output) User() string { return o.user }
 
 // Path of one output kind.
 func Path(taskDir, kind string) string { return filepath.Join(taskDir, kind) }

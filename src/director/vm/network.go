@@ -260,3 +260,65 @@ func contains(list []string, s string) bool {
 	}
 	return false
 }
+
+// EnsureGateway makes the bridge carry a subnet's gateway (e.g. "10.244.128.1/17" for the original
+// etcd-release cloud-config's `private` network) in addition to its own address, so that VMs of every subnet
+// find their gateway on the one bridge. The subnet must lie inside a prefix the bridge already carries (its own
+// address); nothing is forwarded or NATed. Idempotent.
+func EnsureGateway(ctx context.Context, bridge string, gatewayCIDR netip.Prefix) error {
+	link, err := linkShow(ctx, bridge)
+	if err != nil {
+		return fmt.Errorf("bridge %s: %w", bridge, err)
+	}
+	if link == nil {
+		return fmt.Errorf("bridge %s does not exist", bridge)
+	}
+	inside := false
+	for _, a := range link.AddrInfo {
+		if a.Family != "inet" {
+			continue
+		}
+		if a.Local == gatewayCIDR.Addr().String() && a.PrefixLen == gatewayCIDR.Bits() {
+			return nil
+		}
+		if p, err := netip.ParsePrefix(fmt.Sprintf("%s/%d", a.Local, a.PrefixLen)); err == nil &&
+			p.Masked().Contains(gatewayCIDR.Addr()) && p.Bits() <= gatewayCIDR.Bits() {
+			inside = true
+		}
+	}
+	if !inside {
+		return fmt.Errorf("bridge %s: gateway %s is outside every prefix the bridge carries", bridge, gatewayCIDR)
+	}
+	if _, err := runOK(ctx, "ip", "addr", "add", gatewayCIDR.String(), "dev", bridge); err != nil {
+		// VMs of one subnet are created in parallel: another may have added it a moment ago.
+		if CheckBridgeGateway(ctx, bridge, gatewayCIDR.Addr()) == nil {
+			return nil
+		}
+		return fmt.Errorf("adding gateway %s to bridge %s: %w", gatewayCIDR, bridge, err)
+	}
+	return nil
+}
+
+// CheckBridgeGateway reports whether the bridge exists, is up and carries the gateway address (with any
+// prefix: the bridge's own address serves a narrower subnet too).
+func CheckBridgeGateway(ctx context.Context, bridge string, gateway netip.Addr) error {
+	link, err := linkShow(ctx, bridge)
+	if err != nil {
+		return fmt.Errorf("bridge %s: %w", bridge, err)
+	}
+	if link == nil {
+		return fmt.Errorf("bridge %s does not exist", bridge)
+	}
+	if link.LinkInfo.InfoKind != "bridge" {
+		return fmt.Errorf("interface %s is a %q, not a bridge", bridge, link.LinkInfo.InfoKind)
+	}
+	if !contains(link.Flags, "UP") {
+		return fmt.Errorf("bridge %s is down", bridge)
+	}
+	for _, a := range link.AddrInfo {
+		if a.Family == "inet" && a.Local == gateway.String() {
+			return nil
+		}
+	}
+	return fmt.Errorf("bridge %s does not carry the gateway %s", bridge, gateway)
+}

@@ -29,8 +29,13 @@ type Spec struct {
 	ID string
 	// Address is the VM's IPv4 address with the network's prefix length, e.g. 10.244.0.2/16.
 	Address netip.Prefix
-	// Gateway is the bridge's address, the VM's default route.
+	// Gateway is the VM's default route: the bridge's address or a subnet gateway the bridge carries too
+	// (EnsureGateway).
 	Gateway netip.Addr
+	// OnLink, when it is wider than Address's prefix, is routed straight out of eth0 too: the bridge's whole
+	// prefix, so VMs of different subnets on the same bridge reach each other without a router (the host
+	// forwards nothing).
+	OnLink netip.Prefix
 	// Bridge is the host bridge the VM's veth is attached to (see EnsureBridge).
 	Bridge string
 	// DataDir is the host directory that becomes the VM's /var/vcap (the ephemeral disk). Destroy keeps it.
@@ -221,7 +226,11 @@ func Create(ctx context.Context, spec Spec) (_ *VM, err error) {
 			_ = teardown(context.Background(), spec.ID, v.initProc, log)
 		}
 	}()
-	for _, s := range networkSteps(spec.ID, vethName(spec.ID), spec.Bridge, spec.Address, spec.Gateway) {
+	steps := networkSteps(spec.ID, vethName(spec.ID), spec.Bridge, spec.Address, spec.Gateway)
+	if spec.OnLink.IsValid() && spec.OnLink.Bits() < spec.Address.Bits() && spec.OnLink.Contains(spec.Address.Addr()) {
+		steps = append(steps, []string{"ip", "-n", spec.ID, "route", "add", spec.OnLink.Masked().String(), "dev", "eth0"})
+	}
+	for _, s := range steps {
 		if _, err := runOK(ctx, s...); err != nil {
 			return nil, fmt.Errorf("creating VM %s network: %w", spec.ID, err)
 		}
@@ -246,8 +255,7 @@ func Create(ctx context.Context, spec Spec) (_ *VM, err error) {
 // preflight checks what creating the VM needs before anything is made: the bridge, a free namespace name, a
 // usable host resolv.conf, this executable (the VM init) and the tools, whose paths it returns.
 func preflight(ctx context.Context, spec Spec) (string, map[string]string, error) {
-	gwCIDR := fmt.Sprintf("%s/%d", spec.Gateway, spec.Address.Bits())
-	if err := CheckBridge(ctx, spec.Bridge, gwCIDR); err != nil {
+	if err := CheckBridgeGateway(ctx, spec.Bridge, spec.Gateway); err != nil {
 		return "", nil, fmt.Errorf("creating VM %s: %w", spec.ID, err)
 	}
 	if _, err := os.Stat(filepath.Join(netnsDir, spec.ID)); err == nil {

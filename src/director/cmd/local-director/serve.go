@@ -35,6 +35,8 @@ type serveOptions struct {
 	bridgeCIDR string
 	vmPrefix   string
 	port       int
+	// orphanRetention is how long orphaned disks are kept (0 = until `bosh delete-disk`).
+	orphanRetention time.Duration
 }
 
 func newServeCommand() *cobra.Command {
@@ -59,12 +61,19 @@ next serve re-attaches them.`,
 	f.StringVar(&o.bridge, "bridge", "lbosh0", "the host bridge the VMs are attached to")
 	f.StringVar(&o.bridgeCIDR, "bridge-cidr", "10.244.0.1/16", "the bridge's address: the VMs' gateway and subnet")
 	f.StringVar(&o.vmPrefix, "vm-prefix", "lbosh", "prefix of every VM id (network namespace name) of this director")
+	f.DurationVar(&o.orphanRetention, "orphaned-disk-retention", deployer.DefaultOrphanRetention,
+		"how long the disks of deleted instances are kept for `bosh attach-disk` before they are deleted (0 = until `bosh delete-disk`)")
 	return cmd
 }
 
 func runServe(o *serveOptions) error {
 	if os.Geteuid() != 0 {
 		return vm.ErrNotRoot
+	}
+	// Before anything is set up or served: a director without ruby or monit would answer /info and fail every
+	// deploy, and scripts/deploy shows this error from the log at once.
+	if err := vm.CheckHostTools(); err != nil {
+		return fmt.Errorf("refusing to serve: %w", err)
 	}
 	lg, err := zap.NewProduction()
 	if err != nil {
@@ -88,11 +97,29 @@ func runServe(o *serveOptions) error {
 	if err != nil {
 		return err
 	}
+	go cleanOrphansEvery(ctx, time.Hour, srv.Deployer, o.orphanRetention, lg)
 	hs := &http.Server{Handler: srv.Handler(), TLSConfig: tlsCfg, ReadHeaderTimeout: 30 * time.Second}
 	return serveUntilDone(ctx, hs, listen, func(addr string) {
 		lg.Info("serving the director API", zap.String("url", "https://"+addr), zap.String("ca-cert", api.TLSPaths(srv.Store.Dir()).CACert),
 			zap.String("user", srv.Creds.User), zap.String("bridge", o.bridge), zap.String("reason", "serve"))
 	})
+}
+
+// cleanOrphansEvery deletes the orphaned disks older than retention at start and then every interval, as the
+// director's scheduled orphaned-disk cleanup does.
+func cleanOrphansEvery(ctx context.Context, interval time.Duration, dep *deployer.Deployer, retention time.Duration, lg *zap.Logger) {
+	tick := time.NewTicker(interval)
+	defer tick.Stop()
+	for {
+		if err := dep.CleanupOrphans(time.Now(), retention); err != nil {
+			lg.Warn("orphaned disk cleanup failed", zap.Error(err))
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+	}
 }
 
 // listenAddrs decides where to serve: the --listen addresses, or by default 127.0.0.1 and the bridge address on
