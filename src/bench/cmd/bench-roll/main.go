@@ -35,12 +35,16 @@ func main() {
 	valueKiB := flag.Int("value-kib", 16, "size of each value written for the restart-time comparison")
 	rate := flag.Int("rate", 50, "writes per second during the rolling restart")
 	skipData := flag.Bool("skip-data", false, "only run the rolling-restart comparison")
+	skipRoll = flag.Bool("skip-roll", false, "only run the restart-time comparison")
+	keepWork = flag.Bool("keep", false, "keep the work dir (data dirs and member logs) for inspection")
 	flag.Parse()
 	if err := run(*dataMiB, *valueKiB, *rate, *skipData); err != nil {
 		fmt.Fprintln(os.Stderr, "bench-roll:", err)
 		os.Exit(1)
 	}
 }
+
+var skipRoll, keepWork *bool
 
 type bench struct {
 	bin    string
@@ -53,7 +57,13 @@ func run(dataMiB, valueKiB, rate int, skipData bool) error {
 	if err != nil {
 		return err
 	}
-	defer os.RemoveAll(work)
+	defer func() {
+		if *keepWork {
+			fmt.Println("work dir kept:", work)
+			return
+		}
+		os.RemoveAll(work)
+	}()
 	bin := filepath.Join(work, "etcd_ctl")
 	if out, err := exec.Command("go", "build", "-o", bin, "./src/etcd_ctl").CombinedOutput(); err != nil {
 		return fmt.Errorf("building etcd_ctl: %v\n%s", err, out)
@@ -61,6 +71,9 @@ func run(dataMiB, valueKiB, rate int, skipData bool) error {
 	fmt.Printf("rolling restart of 3 TLS members under %d writes/s (client with all endpoints)\n", rate)
 	fmt.Printf("%-34s %12s %8s %8s %22s\n", "stop method", "acked", "failed", "stall", "restart times")
 	for i, mode := range []string{"SIGTERM (leadership moved first)", "SIGKILL (no transfer)"} {
+		if *skipRoll {
+			break
+		}
 		b, err := newBench(work, bin, fmt.Sprintf("roll%d", i), byte(40+i))
 		if err != nil {
 			return err
