@@ -13,18 +13,6 @@ import (
 // (maxGapBetweenApplyAndCommitIndex in etcd's server/etcdserver/v3_server.go).
 const MaxApplyGap = 5000
 
-// Progress is one sample of a starting member's catch-up, read from the embedded etcd.
-type Progress struct {
-	// Applied and Committed are this member's applied and committed raft index as etcd's own request gate sees
-	// them (EtcdServer.AppliedIndex, CommittedIndex).
-	Applied, Committed uint64
-	// BytesReceived counts what the member received from its peers: raft messages plus the snapshot being
-	// streamed into the data dir. It grows while a large snapshot arrives, when no index moves.
-	BytesReceived int64
-	// Ready is true once etcd published the member to the cluster (ReadyNotify).
-	Ready bool
-}
-
 // CatchUp is what the wait knows between samples.
 type CatchUp struct {
 	Started      time.Time
