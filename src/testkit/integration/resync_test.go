@@ -18,13 +18,15 @@ import (
 	"github.com/etcd-release/etcd-release/src/testkit/localcluster"
 )
 
-// largeMiB is the keyspace of the large-keyspace tests: ETCD_RELEASE_LARGE_MIB, 128 by default so that CI runs
-// them in bounded time. 128 MiB in 16 KiB values is 8192 entries, more than the 5000 entries of etcd's apply
-// gap (membership.MaxApplyGap), which is what issue 19 needs; its reproduction used 1024.
+// largeMiB is the keyspace of the large-keyspace tests: ETCD_RELEASE_LARGE_MIB, 256 by default so that CI runs
+// them in bounded time. Issue 19 needs the leader to have taken a raft snapshot and compacted its log, so that
+// the wiped member gets a snapshot instead of the entries: more than etcd's snapshot count (10000 entries) must
+// have been written, and the snapshot must be more than etcd's apply gap (5000 entries) ahead. 256 MiB in
+// 16 KiB values is 16384 entries; 128 MiB (8192) is not enough. The issue's reproduction used 1024.
 func largeMiB(t *testing.T) int {
 	s := os.Getenv("ETCD_RELEASE_LARGE_MIB")
 	if s == "" {
-		return 128
+		return 256
 	}
 	n, err := strconv.Atoi(s)
 	require.NoError(t, err, "ETCD_RELEASE_LARGE_MIB")
