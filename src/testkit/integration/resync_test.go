@@ -96,19 +96,36 @@ func TestWipedMemberOfALargeKeyspaceRejoins(t *testing.T) {
 	t.Logf("filled %d MiB in %s", mib, time.Since(t0).Round(time.Millisecond))
 	const victim = 2
 
-	t.Run("no writes", func(t *testing.T) {
-		c.stop(victim)
-		c.wipe(victim)
-		t0 := time.Now()
-		c.start(victim)
-		c.waitReady(victim, 3*time.Minute)
-		t.Logf("wipe-rejoin of %d MiB without writes: %s", mib, time.Since(t0).Round(time.Millisecond))
-		c.requireHealthy(3)
-		c.requireCleanRejoin(victim)
-		b, _ := os.ReadFile(c.layout.LogPath(victim))
-		require.Contains(t, string(b), "wrote one entry to the cluster so that this member's etcd accepts its own publish",
-			"with %d entries in the snapshot etcd's gap check refuses the publish: the nudge must have run", mib<<10/16)
-	})
+	// Whether etcd refuses the publish after the snapshot depends on a race inside etcd: the member's first
+	// publish proposal is forwarded to the leader while the snapshot is prepared; if it commits before the
+	// leader's snapshot index, the member never sees its own proposal apply, times out, and from then on its
+	// request gate refuses every retry. So the rejoin runs a few times; every round must end clean, and a round
+	// that met the refusal must show that the nudge ran.
+	rounds := 3
+	if s := os.Getenv("ETCD_RELEASE_LARGE_ROUNDS"); s != "" {
+		n, err := strconv.Atoi(s)
+		require.NoError(t, err, "ETCD_RELEASE_LARGE_ROUNDS")
+		rounds = n
+	}
+	for r := 1; r <= rounds; r++ {
+		t.Run(fmt.Sprintf("no writes, round %d", r), func(t *testing.T) {
+			c.stop(victim)
+			c.wipe(victim)
+			require.NoError(t, os.Truncate(c.layout.LogPath(victim), 0))
+			t0 := time.Now()
+			c.start(victim)
+			c.waitReady(victim, 3*time.Minute)
+			b, _ := os.ReadFile(c.layout.LogPath(victim))
+			refused := strings.Contains(string(b), "etcdserver: too many requests")
+			nudged := strings.Contains(string(b), "wrote one entry to the cluster so that this member's etcd accepts its own publish")
+			t.Logf("wipe-rejoin of %d MiB without writes: %s (etcd refused its publish: %t, nudged: %t)", mib, time.Since(t0).Round(time.Millisecond), refused, nudged)
+			c.requireHealthy(3)
+			c.requireCleanRejoin(victim)
+			if refused {
+				require.True(t, nudged, "etcd refused the publish with too many requests, and etcd_ctl did not write the entry that unsticks it")
+			}
+		})
+	}
 
 	t.Run("under a writer", func(t *testing.T) {
 		w := c.writer("/large-writer")
