@@ -104,7 +104,7 @@ type Properties struct {
 	// MaxMovedAside is how many moved-aside copies of the data dir are kept; older ones are pruned.
 	MaxMovedAside int `json:"max_moved_aside"`
 	// JoinStallTimeoutInSeconds is how long a starting member may show no catch-up progress at all (applied or
-	// committed raft index, bytes received from peers) before a join gives up; as long as it progresses it waits.
+	// committed raft index, bytes of a snapshot streaming in) before a join gives up; while it progresses it waits.
 	JoinStallTimeoutInSeconds int `json:"join_stall_timeout_in_seconds"`
 }
 

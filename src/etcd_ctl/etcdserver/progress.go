@@ -15,9 +15,11 @@ type Progress struct {
 	// Applied and Committed are the raft indexes etcd's request gate compares (EtcdServer.AppliedIndex and
 	// CommittedIndex): etcd refuses proposals while Committed − Applied exceeds 5000.
 	Applied, Committed uint64
-	// BytesReceived is etcd_network_peer_received_bytes_total (raft messages and finished snapshots) plus the
-	// snapshot files still being streamed into the member's snap dir, which that counter only counts once done.
-	BytesReceived int64
+	// SnapshotBytes is the size of the snapshot files in the member's snap dir: it grows while a large snapshot
+	// streams in, when no index moves. It is progress; PeerBytes is not, as heartbeats alone make it grow.
+	SnapshotBytes int64
+	// PeerBytes is etcd_network_peer_received_bytes_total: everything received from peers, for the log.
+	PeerBytes int64
 	// Ready is true once etcd published the member to the cluster.
 	Ready bool
 }
@@ -28,7 +30,7 @@ type Waiter func(Progress) error
 // SampleProgress reads e's catch-up figures. It reads the process's Prometheus registry (etcd registers its
 // rafthttp counters there) and lists the snap dir; both are cheap enough to do every second.
 func SampleProgress(e *embed.Etcd) Progress {
-	p := Progress{Applied: e.Server.AppliedIndex(), Committed: e.Server.CommittedIndex(), BytesReceived: peerReceivedBytes() + streamingSnapshotBytes(e.Config().Dir)}
+	p := Progress{Applied: e.Server.AppliedIndex(), Committed: e.Server.CommittedIndex(), SnapshotBytes: streamingSnapshotBytes(e.Config().Dir), PeerBytes: peerReceivedBytes()}
 	select {
 	case <-e.Server.ReadyNotify():
 		p.Ready = true

@@ -41,7 +41,7 @@ type CatchUpVerdict struct {
 
 // Advanced says whether cur shows any progress over prev.
 func Advanced(prev, cur Progress) bool {
-	return cur.Applied > prev.Applied || cur.Committed > prev.Committed || cur.BytesReceived > prev.BytesReceived || (cur.Ready && !prev.Ready)
+	return cur.Applied > prev.Applied || cur.Committed > prev.Committed || cur.SnapshotBytes > prev.SnapshotBytes || (cur.Ready && !prev.Ready)
 }
 
 // StuckAfterSnapshot is the root cause of issue 19. etcd's applySnapshot (server/etcdserver/server.go) advances
@@ -69,8 +69,8 @@ func JudgeCatchUp(st CatchUp, cur Progress, now time.Time, rule CatchUpRule) Cat
 	stalled, waited := now.Sub(st.LastProgress), now.Sub(st.Started)
 	if stalled >= rule.Stall && waited >= rule.AtLeast {
 		v.GiveUp = true
-		v.Reason = fmt.Sprintf("no progress for %s (applied index %d, committed index %d, %d bytes received), after %s in all",
-			stalled.Round(time.Second), cur.Applied, cur.Committed, cur.BytesReceived, waited.Round(time.Second))
+		v.Reason = fmt.Sprintf("no progress for %s (applied index %d, committed index %d, %d snapshot bytes received, %d bytes from peers), after %s in all",
+			stalled.Round(time.Second), cur.Applied, cur.Committed, cur.SnapshotBytes, cur.PeerBytes, waited.Round(time.Second))
 	}
 	return v
 }

@@ -30,8 +30,14 @@ func TestJudgeCatchUp(t *testing.T) {
 			CatchUp{Started: at(0), Last: Progress{Applied: 10, Committed: 9000}, LastProgress: at(3000)},
 			Progress{Applied: 20, Committed: 9000}, at(3050), join, true, false, false, at(3050)},
 		"only bytes arriving (a snapshot streaming) is progress": {
-			CatchUp{Started: at(0), Last: Progress{BytesReceived: 1 << 30}, LastProgress: at(0)},
-			Progress{BytesReceived: 2 << 30}, at(59), join, true, false, false, at(59)},
+			CatchUp{Started: at(0), Last: Progress{SnapshotBytes: 1 << 30}, LastProgress: at(0)},
+			Progress{SnapshotBytes: 2 << 30}, at(59), join, true, false, false, at(59)},
+		"peer bytes alone (heartbeats) are not progress": {
+			CatchUp{Started: at(0), Last: Progress{Applied: 5, Committed: 7, PeerBytes: 1000}, LastProgress: at(10)},
+			Progress{Applied: 5, Committed: 7, PeerBytes: 2000}, at(70), join, false, true, false, at(10)},
+		"a finished snapshot renamed away (bytes drop) is not progress": {
+			CatchUp{Started: at(0), Last: Progress{Applied: 5, Committed: 7, SnapshotBytes: 1 << 30}, LastProgress: at(10)},
+			Progress{Applied: 5, Committed: 7}, at(70), join, false, true, false, at(10)},
 		"becoming ready is progress": {
 			CatchUp{Started: at(0), Last: Progress{Applied: 5, Committed: 5}, LastProgress: at(0)},
 			Progress{Applied: 5, Committed: 5, Ready: true}, at(70), join, true, false, false, at(70)},

@@ -56,7 +56,7 @@ func (m *Manager) ReadyWaiter(ctx context.Context, st *Start) (etcdserver.Waiter
 		if now.Sub(lastLog) >= ProgressLogEvery {
 			lastLog = now
 			m.Log.Info("waiting for etcd to become ready", zap.String("kind", st.Kind), zap.Uint64("applied-index", p.Applied),
-				zap.Uint64("committed-index", p.Committed), zap.Int64("bytes-received", p.BytesReceived),
+				zap.Uint64("committed-index", p.Committed), zap.Int64("snapshot-bytes", p.SnapshotBytes), zap.Int64("peer-bytes", p.PeerBytes),
 				zap.Duration("since-progress", now.Sub(state.LastProgress).Round(time.Second)), zap.Duration("waited", now.Sub(state.Started).Round(time.Second)))
 		}
 		return nil

@@ -156,7 +156,7 @@ func (m *Manager) promoteLearner(ctx context.Context, st *Start, id uint64, samp
 			lastLog = now
 			p := state.Last
 			m.Log.Info("learner catching up before promotion", zap.String("member-id", hexID), zap.Uint64("applied-index", p.Applied), zap.Uint64("committed-index", p.Committed),
-				zap.Int64("bytes-received", p.BytesReceived), zap.Duration("since-progress", now.Sub(state.LastProgress).Round(time.Second)), zap.NamedError("promote-error", err))
+				zap.Int64("snapshot-bytes", p.SnapshotBytes), zap.Int64("peer-bytes", p.PeerBytes), zap.Duration("since-progress", now.Sub(state.LastProgress).Round(time.Second)), zap.NamedError("promote-error", err))
 		}
 		backoff = RequestBackoff(err, backoff)
 		select {
