@@ -40,6 +40,11 @@ clean:
 bench-roll: ## rolling restart stall with vs without leadership transfer; keep-data restart vs wipe+resync
 	$(GO) run ./src/bench/cmd/bench-roll
 
+.PHONY: bench-resync
+BENCH_RESYNC_MIB ?= 64,1024
+bench-resync: ## keep-data restart vs wipe-rejoin of one member for 64 MiB and 1 GiB side by side (BENCH_RESYNC_MIB to change)
+	$(GO) run ./src/bench/cmd/bench-roll -skip-roll -data-mib $(BENCH_RESYNC_MIB)
+
 .PHONY: acceptance
 acceptance: ## acceptance suite against the local director (started if needed); ACCEPTANCE_LABELS=ci runs the CI subset
 	acceptance-tests/run-local

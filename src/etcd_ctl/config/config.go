@@ -103,6 +103,9 @@ type Properties struct {
 	PostStartTimeoutInSeconds int `json:"post_start_timeout_in_seconds"`
 	// MaxMovedAside is how many moved-aside copies of the data dir are kept; older ones are pruned.
 	MaxMovedAside int `json:"max_moved_aside"`
+	// JoinStallTimeoutInSeconds is how long a starting member may show no catch-up progress at all (applied or
+	// committed raft index, bytes of a snapshot streaming in) before a join gives up; while it progresses it waits.
+	JoinStallTimeoutInSeconds int `json:"join_stall_timeout_in_seconds"`
 }
 
 // ConsulProperties are the `etcd.consul.*` job properties.
@@ -222,6 +225,9 @@ const (
 // DefaultMaxMovedAside is the default of etcd.max_moved_aside.
 const DefaultMaxMovedAside = 3
 
+// DefaultJoinStallTimeoutInSeconds is the default of etcd.join_stall_timeout_in_seconds.
+const DefaultJoinStallTimeoutInSeconds = 120
+
 // Default returns the configuration every rendered file is decoded over. It matches jobs/etcd/spec.
 func Default() Config {
 	return Config{
@@ -249,6 +255,7 @@ func DefaultProperties() Properties {
 		StartTimeoutInSeconds:           300,
 		PostStartTimeoutInSeconds:       600,
 		MaxMovedAside:                   DefaultMaxMovedAside,
+		JoinStallTimeoutInSeconds:       DefaultJoinStallTimeoutInSeconds,
 		Consul: ConsulProperties{
 			AgentURL:             DefaultConsulAgentURL,
 			WaitTimeoutInSeconds: 300,

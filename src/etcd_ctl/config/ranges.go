@@ -37,6 +37,8 @@ func numericRanges(e Properties) []numericRange {
 		{"etcd.max_moved_aside", int64(e.MaxMovedAside), 1, MaxMaxMovedAside, fmt.Sprintf("default %d; the newest copy is always kept", DefaultMaxMovedAside)},
 		{"etcd.quota_backend_bytes", e.QuotaBackendBytes, 0, 1 << 50, "0 means etcd's default of 2 GiB"},
 	}
+	r = append(r, numericRange{"etcd.join_stall_timeout_in_seconds", int64(e.JoinStallTimeoutInSeconds), 1, MaxTimeoutInSeconds,
+		fmt.Sprintf("default %d; a member that keeps catching up is never given up on", DefaultJoinStallTimeoutInSeconds)})
 	if e.Consul.Enabled {
 		r = append(r,
 			numericRange{"etcd.consul.wait_timeout_in_seconds", int64(e.Consul.WaitTimeoutInSeconds), 1, MaxTimeoutInSeconds, "default 300"},

@@ -24,6 +24,8 @@ func TestNumericPropertiesAreRangeChecked(t *testing.T) {
 		"max moved aside 0":           {func(p *Properties) { p.MaxMovedAside = 0 }, "etcd.max_moved_aside: got 0, must be between 1 and 100"},
 		"max moved aside 101":         {func(p *Properties) { p.MaxMovedAside = 101 }, "etcd.max_moved_aside: got 101"},
 		"max moved aside 1":           {func(p *Properties) { p.MaxMovedAside = 1 }, ""},
+		"join stall timeout 0":        {func(p *Properties) { p.JoinStallTimeoutInSeconds = 0 }, "etcd.join_stall_timeout_in_seconds: got 0, must be between 1 and 86400"},
+		"join stall timeout 1":        {func(p *Properties) { p.JoinStallTimeoutInSeconds = 1 }, ""},
 		"heartbeat too long": {func(p *Properties) {
 			p.HeartbeatIntervalInMilliseconds = 10001
 			p.ElectionTimeoutInMilliseconds = 50000

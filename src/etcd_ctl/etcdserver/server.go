@@ -23,7 +23,23 @@ var ErrNotReady = errors.New("etcd did not become ready")
 // Start runs cfg and waits until the member is ready, etcd fails, ctx ends or timeout passes, whichever comes
 // first. On any failure the half-started server is closed before returning.
 func Start(ctx context.Context, cfg *embed.Config, timeout time.Duration, lg *zap.Logger) (*Server, error) {
-	cfg.ZapLoggerBuilder = embed.NewZapLoggerBuilder(lg.Named("etcd"))
+	deadline := time.Now().Add(timeout)
+	return StartWaiting(ctx, cfg, lg, func(Progress) error {
+		if time.Now().After(deadline) {
+			return fmt.Errorf("%w within %s: it could not reach a quorum of the cluster; check that the other members are running and reachable on their peer URLs", ErrNotReady, timeout)
+		}
+		return nil
+	})
+}
+
+// SampleEvery is how often StartWaiting samples the member's progress for its Waiter.
+const SampleEvery = time.Second
+
+// StartWaiting runs cfg and waits until the member is ready, etcd fails, ctx ends or wait gives up, which it
+// is asked once per SampleEvery with the member's progress. On any failure the half-started server is closed
+// before returning.
+func StartWaiting(ctx context.Context, cfg *embed.Config, lg *zap.Logger, wait Waiter) (*Server, error) {
+	cfg.ZapLoggerBuilder = embed.NewZapLoggerBuilder(sampledEtcdLogger(lg))
 	if err := os.MkdirAll(cfg.Dir, 0o700); err != nil {
 		return nil, fmt.Errorf("creating data dir %s: %w", cfg.Dir, err)
 	}
@@ -36,24 +52,28 @@ func Start(ctx context.Context, cfg *embed.Config, timeout time.Duration, lg *za
 		return nil, fmt.Errorf("starting embedded etcd: %w", err)
 	}
 	s := &Server{e: e, lg: lg}
-	t := time.NewTimer(timeout)
-	defer t.Stop()
-	select {
-	case <-e.Server.ReadyNotify():
-		lg.Info("etcd is ready", zap.String("member-id", e.Server.MemberID().String()), zap.String("name", cfg.Name))
-		return s, nil
-	case err := <-e.Err():
-		abort(e)
-		return nil, fmt.Errorf("embedded etcd failed while starting: %w", err)
-	case <-e.Server.StopNotify():
-		abort(e)
-		return nil, fmt.Errorf("embedded etcd stopped while starting (see the etcd log lines above)")
-	case <-ctx.Done():
-		abort(e)
-		return nil, fmt.Errorf("starting embedded etcd: %w", ctx.Err())
-	case <-t.C:
-		abort(e)
-		return nil, fmt.Errorf("%w within %s: it could not reach a quorum of the cluster; check that the other members are running and reachable on their peer URLs", ErrNotReady, timeout)
+	tick := time.NewTicker(SampleEvery)
+	defer tick.Stop()
+	for {
+		select {
+		case <-e.Server.ReadyNotify():
+			lg.Info("etcd is ready", zap.String("member-id", e.Server.MemberID().String()), zap.String("name", cfg.Name))
+			return s, nil
+		case err := <-e.Err():
+			abort(e)
+			return nil, fmt.Errorf("embedded etcd failed while starting: %w", err)
+		case <-e.Server.StopNotify():
+			abort(e)
+			return nil, fmt.Errorf("embedded etcd stopped while starting (see the etcd log lines above)")
+		case <-ctx.Done():
+			abort(e)
+			return nil, fmt.Errorf("starting embedded etcd: %w", ctx.Err())
+		case <-tick.C:
+			if err := wait(SampleProgress(e)); err != nil {
+				abort(e)
+				return nil, err
+			}
+		}
 	}
 }
 

@@ -286,7 +286,7 @@ func (m *Manager) addLearner(ctx context.Context, cli *clientv3.Client, self con
 func (m *Manager) Complete(ctx context.Context, st *Start, srv *etcdserver.Server) error {
 	e := srv.Etcd().Server
 	if st.Kind == KindJoin || e.IsLearner() {
-		if err := m.promoteLearner(ctx, st, uint64(e.MemberID())); err != nil {
+		if err := m.promoteLearner(ctx, st, uint64(e.MemberID()), func() Progress { return etcdserver.SampleProgress(srv.Etcd()) }); err != nil {
 			return err
 		}
 	}

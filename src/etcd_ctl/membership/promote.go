@@ -110,22 +110,27 @@ func roleOf(ctx context.Context, cli *clientv3.Client, id uint64) (Role, error) 
 	return RoleAbsent, nil
 }
 
-// promoteLearner promotes this learner, retrying while it catches up, until PromoteTimeout. A promote whose
-// reply was lost counts as done once etcd says the member is no longer a learner.
-func (m *Manager) promoteLearner(ctx context.Context, st *Start, id uint64) error {
+// promoteLearner promotes this learner, retrying while it catches up: at least PromoteTimeout, and past it as long
+// as sample shows progress (JudgeCatchUp with etcd.join_stall_timeout_in_seconds). A promote whose reply was lost
+// counts as done once etcd says the member is no longer a learner.
+func (m *Manager) promoteLearner(ctx context.Context, st *Start, id uint64, sample func() Progress) error {
 	cli, done, err := m.joinClient(ctx, st)
 	if err != nil {
 		return err
 	}
 	defer done()
 	hexID := strconv.FormatUint(id, 16)
-	deadline := time.Now().Add(m.PromoteTimeout)
-	backoff := 200 * time.Millisecond
+	rule := CatchUpRule{Stall: m.CatchUpRule().Stall, AtLeast: m.PromoteTimeout}
+	var state CatchUp
+	var backoff time.Duration
+	lastLog := m.Now()
 	for {
 		pctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 		_, err := cli.MemberPromote(pctx, id)
 		cancel()
-		switch ClassifyPromote(err, time.Now().After(deadline) || ctx.Err() != nil) {
+		v := JudgeCatchUp(state, sample(), m.Now(), rule)
+		state = v.State
+		switch ClassifyPromote(err, v.GiveUp || ctx.Err() != nil) {
 		case PromoteDone:
 			m.Log.Info("promoted this member to a voting member", zap.String("reason", "the learner caught up with the leader"), zap.String("member-id", hexID))
 			return nil
@@ -141,14 +146,22 @@ func (m *Manager) promoteLearner(ctx context.Context, st *Start, id uint64) erro
 				m.Log.Info("this member is already a voting member", zap.String("reason", "the member list shows it voting although no promote reply arrived"), zap.String("member-id", hexID))
 				return nil
 			}
-			return fmt.Errorf("promoting learner %s: it did not catch up within %s: %w", hexID, m.PromoteTimeout, err)
+			why := v.Reason
+			if why == "" {
+				why = "the start was cancelled"
+			}
+			return fmt.Errorf("promoting learner %s: it did not catch up: %s: %w", hexID, why, err)
 		}
+		if now := m.Now(); now.Sub(lastLog) >= ProgressLogEvery {
+			lastLog = now
+			p := state.Last
+			m.Log.Info("learner catching up before promotion", zap.String("member-id", hexID), zap.Uint64("applied-index", p.Applied), zap.Uint64("committed-index", p.Committed),
+				zap.Int64("snapshot-bytes", p.SnapshotBytes), zap.Int64("peer-bytes", p.PeerBytes), zap.Duration("since-progress", now.Sub(state.LastProgress).Round(time.Second)), zap.NamedError("promote-error", err))
+		}
+		backoff = RequestBackoff(err, backoff)
 		select {
 		case <-ctx.Done():
 		case <-time.After(backoff):
-		}
-		if backoff < 2*time.Second {
-			backoff *= 2
 		}
 	}
 }

@@ -86,7 +86,9 @@ func Run(ctx context.Context, c *config.Config, lg *zap.Logger) error {
 		return err
 	}
 	lg.Info("starting etcd", zap.String("kind", st.Kind), zap.String("reason", st.Reason), zap.String("flags", strings.Join(etcdserver.Flags(ecfg), " ")))
-	srv, err := etcdserver.Start(ctx, ecfg, etcdserver.ReadyTimeout(c), lg)
+	wait, doneWaiting := mgr.ReadyWaiter(ctx, st)
+	srv, err := etcdserver.StartWaiting(ctx, ecfg, lg, wait)
+	doneWaiting()
 	if err != nil {
 		if aerr := mgr.Abort(st); aerr != nil {
 			lg.Warn("rolling back the join failed", zap.Error(aerr))

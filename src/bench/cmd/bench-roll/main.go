@@ -5,19 +5,22 @@
 //     with etcd_ctl's graceful stop (leadership moved away first) and once with SIGKILL (no transfer, as the old
 //     CF etcdfab and etcd-manager stopped etcd): longest write stall, failed writes, restart times;
 //  2. one member's restart with N MiB of data: keep-data restart (what etcd_ctl does) vs wipe + automatic rejoin
-//     with a full resync (what the old release did on every stop).
+//     with a full resync (what the old release did on every stop), for one or more sizes side by side
+//     (`-data-mib 64,1024 -skip-roll`), with the snapshot bytes the rejoining member received.
 //
 // It prints figures and asserts nothing.
 package main
 
 import (
 	"context"
+	"encoding/json"
 	"flag"
 	"fmt"
 	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 
@@ -31,10 +34,12 @@ import (
 )
 
 func main() {
-	dataMiB := flag.Int("data-mib", 1024, "data written before the restart-time comparison")
+	dataMiB := flag.String("data-mib", "1024", "data written before the restart-time comparison, in MiB; a comma-separated list compares several sizes side by side (a fresh cluster each)")
 	valueKiB := flag.Int("value-kib", 16, "size of each value written for the restart-time comparison")
 	rate := flag.Int("rate", 50, "writes per second during the rolling restart")
 	skipData := flag.Bool("skip-data", false, "only run the rolling-restart comparison")
+	skipRoll = flag.Bool("skip-roll", false, "only run the restart-time comparison")
+	keepWork = flag.Bool("keep", false, "keep the work dir (data dirs and member logs) for inspection")
 	flag.Parse()
 	if err := run(*dataMiB, *valueKiB, *rate, *skipData); err != nil {
 		fmt.Fprintln(os.Stderr, "bench-roll:", err)
@@ -42,18 +47,26 @@ func main() {
 	}
 }
 
+var skipRoll, keepWork *bool
+
 type bench struct {
 	bin    string
 	layout *localcluster.Layout
 	procs  map[int]*localcluster.Process
 }
 
-func run(dataMiB, valueKiB, rate int, skipData bool) error {
+func run(dataMiBs string, valueKiB, rate int, skipData bool) error {
 	work, err := os.MkdirTemp("", "bench-roll-")
 	if err != nil {
 		return err
 	}
-	defer os.RemoveAll(work)
+	defer func() {
+		if *keepWork {
+			fmt.Println("work dir kept:", work)
+			return
+		}
+		os.RemoveAll(work)
+	}()
 	bin := filepath.Join(work, "etcd_ctl")
 	if out, err := exec.Command("go", "build", "-o", bin, "./src/etcd_ctl").CombinedOutput(); err != nil {
 		return fmt.Errorf("building etcd_ctl: %v\n%s", err, out)
@@ -61,6 +74,9 @@ func run(dataMiB, valueKiB, rate int, skipData bool) error {
 	fmt.Printf("rolling restart of 3 TLS members under %d writes/s (client with all endpoints)\n", rate)
 	fmt.Printf("%-34s %12s %8s %8s %22s\n", "stop method", "acked", "failed", "stall", "restart times")
 	for i, mode := range []string{"SIGTERM (leadership moved first)", "SIGKILL (no transfer)"} {
+		if *skipRoll {
+			break
+		}
 		b, err := newBench(work, bin, fmt.Sprintf("roll%d", i), byte(40+i))
 		if err != nil {
 			return err
@@ -78,20 +94,82 @@ func run(dataMiB, valueKiB, rate int, skipData bool) error {
 	if skipData {
 		return nil
 	}
-	b, err := newBench(work, bin, "data", 50)
-	if err != nil {
-		return err
+	var sizes []int
+	for _, f := range strings.Split(dataMiBs, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(f))
+		if err != nil || n <= 0 {
+			return fmt.Errorf("-data-mib: %q is not a positive number of MiB", f)
+		}
+		sizes = append(sizes, n)
 	}
-	defer b.stopAll()
-	keep, resync, err := b.restartTimes(dataMiB, valueKiB)
-	if err != nil {
-		return err
+	var rows []string
+	for k, mib := range sizes {
+		r, err := dataRow(work, bin, k, mib, valueKiB)
+		if err != nil {
+			return fmt.Errorf("%d MiB: %w", mib, err)
+		}
+		rows = append(rows, r)
 	}
-	fmt.Printf("\none member restart with %d MiB of data (%d KiB values)\n", dataMiB, valueKiB)
-	fmt.Printf("keep-data restart (etcd_ctl):          %s\n", keep.Round(time.Millisecond))
-	fmt.Printf("wipe + rejoin + full resync (old way): %s\n", resync.Round(time.Millisecond))
-	fmt.Printf("ratio: %.1fx\n", resync.Seconds()/keep.Seconds())
+	fmt.Printf("\none member restart, %d KiB values (3-member TLS cluster; time until wait-ready succeeds)\n", valueKiB)
+	fmt.Printf("%10s %12s %14s %8s %18s %16s\n", "data", "keep-data", "wipe-rejoin", "ratio", "snapshot received", "data dir after")
+	for _, r := range rows {
+		fmt.Println(r)
+	}
 	return nil
+}
+
+// dataRow measures one data size on a fresh cluster and removes it afterwards (disk space).
+func dataRow(work, bin string, k, mib, valueKiB int) (string, error) {
+	name := fmt.Sprintf("data%d", mib)
+	b, err := newBench(work, bin, name, byte(50+k))
+	if err != nil {
+		return "", err
+	}
+	defer func() {
+		b.stopAll()
+		if !*keepWork {
+			os.RemoveAll(filepath.Join(work, name))
+		}
+	}()
+	keep, resync, err := b.restartTimes(mib, valueKiB)
+	if err != nil {
+		return "", err
+	}
+	const victim = 2
+	snap := b.snapshotBytes(victim)
+	dirBytes := dirSize(b.config(victim).Paths.DataDir)
+	return fmt.Sprintf("%7d MiB %12s %14s %7.1fx %14.1f MiB %12.1f MiB", mib, keep.Round(time.Millisecond), resync.Round(time.Millisecond),
+		resync.Seconds()/keep.Seconds(), float64(snap)/(1<<20), float64(dirBytes)/(1<<20)), nil
+}
+
+// snapshotBytes is the size of the last snapshot member i received, from etcd's "received and saved database
+// snapshot" log line.
+func (b *bench) snapshotBytes(i int) int64 {
+	data, _ := os.ReadFile(b.layout.LogPath(i))
+	var n int64
+	for _, line := range strings.Split(string(data), "\n") {
+		if !strings.Contains(line, `"received and saved database snapshot"`) {
+			continue
+		}
+		var e struct {
+			Bytes int64 `json:"incoming-snapshot-size-bytes"`
+		}
+		if json.Unmarshal([]byte(line), &e) == nil {
+			n = e.Bytes
+		}
+	}
+	return n
+}
+
+func dirSize(dir string) int64 {
+	var n int64
+	_ = filepath.Walk(dir, func(_ string, fi os.FileInfo, err error) error {
+		if err == nil && !fi.IsDir() {
+			n += fi.Size()
+		}
+		return nil
+	})
+	return n
 }
 
 func newBench(work, bin, name string, octet byte) (*bench, error) {
