@@ -37,6 +37,9 @@ func newStatusCmd() *cobra.Command {
 			defer cancel()
 			r, err := status.Gather(ctx, c, ep)
 			if err != nil {
+				if conflict, _ := status.ReadConflict(c); conflict != "" {
+					return fmt.Errorf("%w\nCONFLICT: %s", err, conflict)
+				}
 				return err
 			}
 			if c.Etcd.Consul.Enabled {
@@ -50,6 +53,9 @@ func newStatusCmd() *cobra.Command {
 				}
 			} else {
 				status.Print(cmd.OutOrStdout(), r)
+			}
+			if r.Conflict != "" {
+				return &ExitError{Code: 2, Err: fmt.Errorf("conflict: %s", r.Conflict)}
 			}
 			if !r.Healthy {
 				return &ExitError{Code: 2, Err: fmt.Errorf("cluster %s is not healthy", r.ClusterID)}

@@ -45,6 +45,8 @@ type Report struct {
 	Members   []Member `json:"members"`
 	// Consul is what the local consul agent knows of the service, with etcd.consul.enabled (see AddConsul).
 	Consul *ConsulView `json:"consul,omitempty"`
+	// Conflict is set when this member's start found two clusters of the deployment holding client writes.
+	Conflict string `json:"conflict,omitempty"`
 }
 
 // ConsulView is the etcd service as the local consul agent reports it.
@@ -126,6 +128,7 @@ func Gather(ctx context.Context, c *config.Config, endpoint string) (*Report, er
 	}
 	sort.Slice(r.Members, func(i, j int) bool { return r.Members[i].Name < r.Members[j].Name })
 	r.Healthy = leader != 0 && healthyVoters >= voters/2+1
+	r.Conflict, _ = ReadConflict(c)
 	return r, nil
 }
 
@@ -159,6 +162,9 @@ func Print(w io.Writer, r *Report) {
 	if r.Consul != nil {
 		printConsul(w, r.Consul)
 	}
+	if r.Conflict != "" {
+		fmt.Fprintf(w, "\nCONFLICT: %s\n", r.Conflict)
+	}
 }
 
 func printConsul(w io.Writer, v *ConsulView) {
@@ -185,6 +191,10 @@ func WaitReady(ctx context.Context, c *config.Config, timeout time.Duration, pro
 	deadline := time.Now().Add(timeout)
 	last := ""
 	for {
+		// A conflict needs the operator; waiting out the timeout would only hide it.
+		if conflict, _ := ReadConflict(c); conflict != "" {
+			return fmt.Errorf("%w: %s", ErrNotReady, conflict)
+		}
 		why := readiness(ctx, c, self.ClientURL)
 		if why == "" {
 			return nil

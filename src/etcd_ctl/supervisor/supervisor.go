@@ -66,14 +66,26 @@ func Run(ctx context.Context, c *config.Config, lg *zap.Logger) error {
 			hr.SetHealth(f)
 		}
 	}
+	for {
+		stepped, err := runOnce(ctx, c, lg, mgr, setHealth)
+		if err != nil || !stepped {
+			return err
+		}
+		lg.Info("deciding again how to start", zap.String("reason", "this member stepped down from the cluster it had created"))
+	}
+}
+
+// runOnce decides how to start, runs etcd and supervises it. stepped reports that the member stepped down from
+// a cluster it had created (etcd is stopped, its data moved aside) and must decide again.
+func runOnce(ctx context.Context, c *config.Config, lg *zap.Logger, mgr *membership.Manager, setHealth func(peers.HealthFunc)) (stepped bool, err error) {
 	st, err := mgr.Prepare(ctx)
 	if err != nil {
-		return fmt.Errorf("deciding how to start: %w", err)
+		return false, fmt.Errorf("deciding how to start: %w", err)
 	}
 	ecfg, err := etcdserver.BuildConfig(c, st.Plan)
 	if err != nil {
 		_ = mgr.Abort(st)
-		return err
+		return false, err
 	}
 	lg.Info("starting etcd", zap.String("kind", st.Kind), zap.String("reason", st.Reason), zap.String("flags", strings.Join(etcdserver.Flags(ecfg), " ")))
 	srv, err := etcdserver.Start(ctx, ecfg, etcdserver.ReadyTimeout(c), lg)
@@ -81,10 +93,9 @@ func Run(ctx context.Context, c *config.Config, lg *zap.Logger) error {
 		if aerr := mgr.Abort(st); aerr != nil {
 			lg.Warn("rolling back the join failed", zap.Error(aerr))
 		}
-		return err
+		return false, err
 	}
 	setHealth(etcdHealth(srv))
-	stopping := func() (bool, string) { return false, "etcd is stopping" }
 	if err := mgr.Complete(ctx, st, srv); err != nil {
 		setHealth(stopping)
 		stopCtx, cancel := context.WithTimeout(context.Background(), StopTimeout)
@@ -93,37 +104,60 @@ func Run(ctx context.Context, c *config.Config, lg *zap.Logger) error {
 		if aerr := mgr.Abort(st); aerr != nil {
 			lg.Warn("rolling back the join failed", zap.Error(aerr))
 		}
-		return err
+		return false, err
 	}
 	lg.Info("member is running", zap.String("kind", st.Kind), zap.String("member-id", srv.Etcd().Server.MemberID().String()))
+	return supervise(ctx, c, lg, mgr, st, srv, setHealth)
+}
 
-	select {
-	case <-ctx.Done():
+func stopping() (bool, string) { return false, "etcd is stopping" }
+
+// supervise waits for a stop signal, etcd failing or stopping, or (for a member that created its cluster) the
+// decision to step down.
+func supervise(ctx context.Context, c *config.Config, lg *zap.Logger, mgr *membership.Manager, st *membership.Start, srv *etcdserver.Server, setHealth func(peers.HealthFunc)) (bool, error) {
+	wctx, cancelWatch := context.WithCancel(ctx)
+	defer cancelWatch()
+	watch := mgr.WatchCreated(wctx, st, srv)
+	stop := func() {
 		setHealth(stopping)
-		lg.Info("stopping etcd", zap.String("reason", "received a stop signal"))
 		stopCtx, cancel := context.WithTimeout(context.Background(), StopTimeout)
 		defer cancel()
 		srv.Stop(stopCtx)
-		return nil
-	case err := <-srv.Err():
-		setHealth(stopping)
-		stopCtx, cancel := context.WithTimeout(context.Background(), StopTimeout)
-		defer cancel()
-		srv.Stop(stopCtx)
-		return fmt.Errorf("etcd failed: %w", err)
-	case <-srv.Stopped():
-		setHealth(stopping)
-		if _, err := os.Stat(DrainMarker(c)); err == nil {
-			if cl, ok := mgr.Peers.(io.Closer); ok {
-				cl.Close() // drain deregisters this member; there is no check left to refresh
+	}
+	for {
+		select {
+		case d, ok := <-watch:
+			if !ok {
+				watch = nil
+				continue
 			}
-			lg.Info("etcd stopped after drain removed this member; staying stopped until monit stops the job",
-				zap.String("reason", "the instance is being deleted"))
-			<-ctx.Done()
-			return nil
+			lg.Warn("stepping down from the cluster this member created", zap.String("reason", d.Reason))
+			stop()
+			if err := mgr.StepDown(d); err != nil {
+				return false, err
+			}
+			return true, nil
+		case <-ctx.Done():
+			lg.Info("stopping etcd", zap.String("reason", "received a stop signal"))
+			stop()
+			return false, nil
+		case err := <-srv.Err():
+			stop()
+			return false, fmt.Errorf("etcd failed: %w", err)
+		case <-srv.Stopped():
+			setHealth(stopping)
+			if _, err := os.Stat(DrainMarker(c)); err == nil {
+				if cl, ok := mgr.Peers.(io.Closer); ok {
+					cl.Close() // drain deregisters this member; there is no check left to refresh
+				}
+				lg.Info("etcd stopped after drain removed this member; staying stopped until monit stops the job",
+					zap.String("reason", "the instance is being deleted"))
+				<-ctx.Done()
+				return false, nil
+			}
+			srv.Stop(context.Background())
+			return false, fmt.Errorf("etcd stopped on its own (most likely %w); exiting so that monit restarts etcd_ctl, which moves the old data aside and rejoins", ErrRemoved)
 		}
-		srv.Stop(context.Background())
-		return fmt.Errorf("etcd stopped on its own (most likely %w); exiting so that monit restarts etcd_ctl, which moves the old data aside and rejoins", ErrRemoved)
 	}
 }
 
