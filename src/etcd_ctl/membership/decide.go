@@ -128,6 +128,8 @@ type cluster struct {
 	revision int64
 	writes   bool
 	hosts    []string
+	// voters counts the Healthy answers: only a voter can take a join.
+	voters int
 }
 
 // clusters groups the peers that answer as part of a cluster with a leader, in ascending cluster ID order.
@@ -143,6 +145,9 @@ func clusters(peers []PeerView) []cluster {
 			byID[p.ClusterID] = c
 		}
 		c.hosts = append(c.hosts, p.Host)
+		if p.Answer == Healthy {
+			c.voters++
+		}
 		c.writes = c.writes || p.ClientWrites
 		c.revision = max(c.revision, p.Revision)
 		if p.Nonce != "" {
@@ -225,7 +230,12 @@ func sameCluster(c cluster, id *Identity, nonce string) bool {
 }
 
 func decideWithoutData(in DecisionInput) Decision {
-	cs := clusters(in.Peers)
+	var cs []cluster
+	for _, c := range clusters(in.Peers) {
+		if c.voters > 0 {
+			cs = append(cs, c)
+		}
+	}
 	switch {
 	case len(cs) == 1:
 		return Decision{Action: ActJoin, ClusterID: cs[0].id, Reason: "the data dir is empty and a cluster answered; joining as a learner, to be promoted once caught up"}
