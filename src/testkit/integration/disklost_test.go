@@ -91,8 +91,9 @@ func TestBootstrapStoreLost(t *testing.T) {
 }
 
 // TestTwoInstanceGroupsWholeClusterWipe: etcd.machines across two instance groups gives BOSH two bootstrap
-// instances (index 0 of each group). After every store is wiped and all members start at once, exactly one
-// member (the first listed machine) creates the cluster and everyone else joins it.
+// instances (index 0 of each group). After every store is wiped, the second group's bootstrap instance started
+// alone waits, and once the others start at once exactly one member (the first listed machine) creates the
+// cluster and everyone else joins it.
 func TestTwoInstanceGroupsWholeClusterWipe(t *testing.T) {
 	c := newCluster(t, 4, withTLS(false, false))
 	groups := [][2]any{{"etcd_z1", 0}, {"etcd_z1", 1}, {"etcd_z2", 0}, {"etcd_z2", 1}}
@@ -122,7 +123,21 @@ func TestTwoInstanceGroupsWholeClusterWipe(t *testing.T) {
 		c.wipe(i)
 	}
 
-	startAll()
+	// etcd_z2's bootstrap instance first, alone: it is not the deployment's creator, so it waits (before, it
+	// created a second cluster whenever it saw every peer refuse).
+	c.start(2)
+	time.Sleep(6 * time.Second)
+	select {
+	case <-c.procs[2].Done():
+		t.Fatalf("etcd_z2/0 exited: %v", c.procs[2].ExitErr())
+	default:
+	}
+	entries, err := os.ReadDir(c.config(2).Paths.DataDir)
+	require.NoError(t, err)
+	require.Empty(t, entries, "etcd_z2/0 must wait for the deployment's creator, not create a cluster")
+	for _, i := range []int{0, 1, 3} {
+		c.start(i)
+	}
 	w := loadgen.Start(c.client(0, 1, 2, 3), "/wiped", 20, 5*time.Second)
 	c.waitOneCluster(4, 3*time.Minute)
 	time.Sleep(2 * time.Second)
