@@ -35,9 +35,15 @@ func (m *Manager) WatchCreated(ctx context.Context, st *Start, srv *etcdserver.S
 				return
 			case <-time.After(CheckInterval):
 			}
-			d, ok := m.checkRunning(ctx, st, srv)
+			d, in, ok := m.checkRunning(ctx, st, srv)
 			if !ok {
 				continue
+			}
+			if d.Action == ActKeep && in.OwnMembers > 1 {
+				// Others joined: the cluster is the deployment's now, and a member holding other data that
+				// restarts reports any conflict itself (Decide).
+				m.Log.Info("no longer checking for another cluster of this deployment", zap.String("reason", "other members joined the cluster this member created"))
+				return
 			}
 			if d.Reason != lastReason {
 				m.Log.Info("checked for another cluster of this deployment", zap.String("decision", d.Action.String()), zap.String("reason", d.Reason))
@@ -57,32 +63,33 @@ func (m *Manager) WatchCreated(ctx context.Context, st *Start, srv *etcdserver.S
 	return out
 }
 
-// checkRunning gathers RunningInput; ok is false when this member's own cluster could not be read.
-func (m *Manager) checkRunning(ctx context.Context, st *Start, srv *etcdserver.Server) (Decision, bool) {
+// checkRunning gathers RunningInput and decides; ok is false when this member's own cluster could not be read.
+func (m *Manager) checkRunning(ctx context.Context, st *Start, srv *etcdserver.Server) (d Decision, in RunningInput, ok bool) {
 	c := m.Config
 	desired, err := m.Peers.Members(ctx)
 	if err != nil {
-		return Decision{}, false
+		return d, in, false
 	}
 	statuses := Probe(ctx, c, peers.Others(desired), m.ProbeTimeout)
 	cli, err := etcdclient.New(c, []string{c.Self().ClientURL}, 5*time.Second)
 	if err != nil {
-		return Decision{}, false
+		return d, in, false
 	}
 	defer cli.Close()
 	cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	resp, err := cli.Get(cctx, ClusterKey)
 	if err != nil {
-		return Decision{}, false
+		return d, in, false
 	}
 	writes, err := ClientWrites(cctx, cli, resp.Header.Revision)
 	if err != nil {
-		return Decision{}, false
+		return d, in, false
 	}
 	e := srv.Etcd().Server
-	return DecideRunning(RunningInput{OwnClusterID: uint64(e.Cluster().ID()), OwnNonce: st.nonce, OwnRevision: resp.Header.Revision,
-		OwnClientWrites: writes, OwnMembers: len(e.Cluster().Members()), Peers: Views(statuses), SelfName: c.SelfName(), DataDir: c.Paths.DataDir}), true
+	in = RunningInput{OwnClusterID: uint64(e.Cluster().ID()), OwnNonce: st.nonce, OwnRevision: resp.Header.Revision,
+		OwnClientWrites: writes, OwnMembers: len(e.Cluster().Members()), Peers: Views(statuses), SelfName: c.SelfName(), DataDir: c.Paths.DataDir}
+	return DecideRunning(in), in, true
 }
 
 // StepDown moves the data of a cluster this member created aside after etcd stopped, so that the next Prepare

@@ -200,3 +200,67 @@ func movedAside(t *testing.T, c *cluster, i int) []string {
 	require.NoError(t, err)
 	return matches
 }
+
+// TestBothSidesWithClientWritesIsAConflict: the bootstrap instance, its store lost, creates a cluster alone and
+// clients write to it; the members holding the old data then start. Nothing is discarded: they refuse to start,
+// naming both sides and the recovery command, `status` and `wait-ready` show the conflict, and the recovery
+// command (here: keep the old cluster) ends in one cluster with the old data.
+func TestBothSidesWithClientWritesIsAConflict(t *testing.T) {
+	c := newCluster(t, 3, withTLS(false, false))
+	for i := 0; i < 3; i++ {
+		c.start(i)
+	}
+	for i := 0; i < 3; i++ {
+		c.waitReady(i, 2*time.Minute)
+	}
+	w := c.writer("/old")
+	time.Sleep(2 * time.Second)
+	res := w.Stop()
+	for i := 0; i < 3; i++ {
+		c.stop(i)
+	}
+	c.wipe(0)
+	c.start(0)
+	c.waitReady(0, 2*time.Minute)
+	c.put(0, "/new-side", "written to the re-created cluster")
+
+	c.start(1)
+	select {
+	case <-c.procs[1].Done():
+	case <-time.After(2 * time.Minute):
+		t.Fatal("member 1 kept running although both sides hold client writes")
+	}
+	require.Error(t, c.procs[1].ExitErr())
+	delete(c.procs, 1)
+	log, err := os.ReadFile(c.layout.LogPath(1))
+	require.NoError(t, err)
+	dataDir := c.config(1).Paths.DataDir
+	for _, want := range []string{"two clusters of this deployment hold client writes", "etcd-1 (cluster ", c.layout.Address(0) + " (cluster ",
+		"monit stop etcd && mv " + dataDir + " " + dataDir + ".moved-aside.manual && monit start etcd"} {
+		require.Contains(t, string(log), want)
+	}
+	require.Empty(t, movedAside(t, c, 1), "nothing is moved aside in a conflict")
+	out, err := c.ctl(1, "status")
+	require.Error(t, err)
+	require.Contains(t, out, "CONFLICT: two clusters of this deployment hold client writes")
+	t0 := time.Now()
+	out, err = c.ctl(1, "wait-ready", "--timeout", "2m")
+	require.Error(t, err)
+	require.Contains(t, out, "two clusters of this deployment hold client writes")
+	require.Less(t, time.Since(t0), 30*time.Second, "wait-ready reports the conflict instead of waiting it out")
+
+	// The operator keeps the old cluster: the re-created one's data goes aside on member 0.
+	c.stop(0)
+	dir0 := c.config(0).Paths.DataDir
+	require.NoError(t, os.Rename(dir0, dir0+".moved-aside.manual"))
+	c.start(1)
+	c.start(2)
+	c.waitReady(1, 2*time.Minute)
+	c.start(0)
+	c.waitOneCluster(3, 3*time.Minute)
+	c.requireNoLoss("/old", res)
+	require.Equal(t, "", c.get(0, "/new-side"))
+	out, err = c.ctl(1, "status")
+	require.NoError(t, err, out)
+	require.NotContains(t, out, "CONFLICT")
+}
