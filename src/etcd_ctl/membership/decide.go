@@ -197,6 +197,11 @@ func decideWithData(in DecisionInput) Decision {
 		if len(c.members) == 0 {
 			return Decision{Action: ActRestart, ClusterID: c.id, Reason: "the data dir holds this member's data and its cluster answers, but no member list could be read; keeping the data"}
 		}
+		if !slices.Contains(c.members, parseHex(id.MemberID)) && !c.writes && in.Local.ClientWrites {
+			// Only a cluster re-created with the token of an earlier release (no nonce) can lack this member and
+			// this member's client writes under the same cluster ID: it is not the continuation of this data.
+			return Decision{Action: ActRestart, ClusterID: c.id, Reason: fmt.Sprintf("cluster %s answers without this member %s and holds no client writes, while this data does: it is a re-created cluster with the old ID, not the one this data belongs to; keeping the data and not joining", id.ClusterID, id.MemberID)}
+		}
 		if !slices.Contains(c.members, parseHex(id.MemberID)) {
 			return Decision{Action: ActMoveAsideAndJoin, ClusterID: c.id, Slug: "removed-member",
 				Reason: fmt.Sprintf("data belongs to member %s, which is no longer in its cluster %s (it was removed); the cluster holds everything this member had acknowledged", id.MemberID, id.ClusterID)}

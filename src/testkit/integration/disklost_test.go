@@ -1,6 +1,8 @@
 package integration
 
 import (
+	"context"
+	"encoding/json"
 	"os"
 	"path/filepath"
 	"strings"
@@ -10,6 +12,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/etcd-release/etcd-release/src/etcd_ctl/config"
+	"github.com/etcd-release/etcd-release/src/etcd_ctl/membership"
 	"github.com/etcd-release/etcd-release/src/testkit/loadgen"
 	"github.com/etcd-release/etcd-release/src/testkit/localcluster"
 )
@@ -263,4 +266,50 @@ func TestBothSidesWithClientWritesIsAConflict(t *testing.T) {
 	out, err = c.ctl(1, "status")
 	require.NoError(t, err, out)
 	require.NotContains(t, out, "CONFLICT")
+}
+
+// TestClusterOfAnEarlierReleaseKeepsWorking: a cluster as the previous release leaves it — identity files
+// without a creation nonce, no /etcd-release/cluster record — restarts with its data and member IDs, and a
+// wiped member joins it.
+func TestClusterOfAnEarlierReleaseKeepsWorking(t *testing.T) {
+	c := newCluster(t, 3, withTLS(false, false))
+	for i := 0; i < 3; i++ {
+		c.start(i)
+	}
+	for i := 0; i < 3; i++ {
+		c.waitReady(i, 2*time.Minute)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	_, err := c.client().Delete(ctx, membership.ClusterKey)
+	require.NoError(t, err)
+	before := c.requireHealthy(3)
+	ids := c.memberIDs(0)
+	w := c.writer("/upgrade")
+	for i := 0; i < 3; i++ {
+		c.stop(i)
+		path := filepath.Join(c.config(i).Paths.DataDir, "etcd_ctl-member.json")
+		b, err := os.ReadFile(path)
+		require.NoError(t, err)
+		var rec map[string]any
+		require.NoError(t, json.Unmarshal(b, &rec))
+		require.NotEmpty(t, rec["creation_nonce"], "this release records the nonce")
+		delete(rec, "creation_nonce")
+		b, _ = json.Marshal(rec)
+		require.NoError(t, os.WriteFile(path, b, 0o600))
+		c.start(i)
+		c.waitReady(i, 2*time.Minute)
+	}
+	require.Equal(t, before, c.requireHealthy(3))
+	require.Equal(t, ids, c.memberIDs(0), "every member restarted with its data")
+	c.stop(1)
+	c.wipe(1)
+	c.start(1)
+	c.waitReady(1, 2*time.Minute)
+	require.Equal(t, before, c.requireHealthy(3))
+	res := w.Stop()
+	c.requireNoLoss("/upgrade", res)
+	for i := 0; i < 3; i++ {
+		require.Empty(t, movedAside(t, c, i))
+	}
 }
