@@ -273,27 +273,31 @@ func decideWithoutData(in DecisionInput) Decision {
 	return Decision{Action: ActWait, Reason: "this is not the deployment's creator; it only joins an existing cluster, which the creator makes"}
 }
 
-// RunningInput is what the creator of a cluster knows while it runs.
+// RunningInput is what a member that created or joined a cluster in this start knows while it runs.
 type RunningInput struct {
-	// Own is this member's cluster.
+	// OwnClusterID, OwnNonce and OwnRevision describe this member's cluster as its local store sees it.
 	OwnClusterID    uint64
 	OwnNonce        string
 	OwnRevision     int64
 	OwnClientWrites bool
-	// OwnMembers is how many members the own cluster has (a cluster others joined is no longer only ours).
-	OwnMembers int
-	Peers      []PeerView
-	SelfName   string
-	DataDir    string
+	// OwnHasLeader: this member sees a leader in its cluster.
+	OwnHasLeader bool
+	// Created: this member created its cluster in this start (else it joined it).
+	Created  bool
+	Peers    []PeerView
+	SelfName string
+	DataDir  string
 }
 
-// DecideRunning is the check the creator of a cluster keeps making while it runs: a cluster it created that
-// holds no client writes and has no other member gives way to another cluster of the deployment (the members
-// that kept their data restarted it); where both hold client writes, the conflict is reported and nothing moves.
+// DecideRunning is the check a member keeps making while the cluster it created or joined in this start holds no
+// client writes: such a cluster gives way to another cluster of the deployment, which the members that kept
+// their data restarted. The creator gives way to any other cluster; a member that joined gives way to one with
+// client writes, or to any once its own cluster lost its leader (its creator stepped down). Where both hold
+// client writes, the conflict is reported and nothing moves.
 func DecideRunning(in RunningInput) Decision {
 	var others []cluster
 	for _, c := range clusters(in.Peers) {
-		if c.id != in.OwnClusterID {
+		if c.id != in.OwnClusterID && c.voters > 0 {
 			others = append(others, c)
 		}
 	}
@@ -307,17 +311,20 @@ func DecideRunning(in RunningInput) Decision {
 		}
 	}
 	own := Side{Member: in.SelfName, ClusterID: strconv.FormatUint(in.OwnClusterID, 16), Nonce: in.OwnNonce, Revision: in.OwnRevision}
+	step := fmt.Sprintf("cluster %x of this member holds no client writes, while cluster %x answers at %s (revision %d, client writes %t). Stepping down: moving the fresh data aside and joining that cluster",
+		in.OwnClusterID, o.id, strings.Join(o.hosts, ","), o.revision, o.writes)
 	switch {
 	case in.OwnClientWrites && o.writes:
 		return Decision{Action: ActConflict, ClusterID: o.id, Conflict: &Conflict{Local: own, Remote: o.side(), DataDir: in.DataDir},
-			Reason: "the cluster this member created and another cluster of this deployment both hold client writes"}
+			Reason: "this member's cluster and another cluster of this deployment both hold client writes"}
 	case in.OwnClientWrites:
 		return Decision{Action: ActKeep, ClusterID: o.id, Reason: fmt.Sprintf("this cluster holds client writes; the other cluster %x holds none and its members give way", o.id)}
-	case in.OwnMembers > 1:
-		return Decision{Action: ActKeep, ClusterID: o.id, Reason: fmt.Sprintf("another cluster %x answers, but other members joined this one; not stepping down on their behalf", o.id)}
+	case in.Created:
+		return Decision{Action: ActStepDown, ClusterID: o.id, Reason: "this member created it in this start; " + step}
+	case o.writes || !in.OwnHasLeader:
+		return Decision{Action: ActStepDown, ClusterID: o.id, Reason: "this member joined it in this start; " + step}
 	}
-	return Decision{Action: ActStepDown, ClusterID: o.id, Reason: fmt.Sprintf("this member created cluster %x, which holds no client writes and no other member, while cluster %x answers at %s (revision %d): the deployment's data lives there. "+
-		"Stepping down: moving the fresh data aside and joining that cluster", in.OwnClusterID, o.id, strings.Join(o.hosts, ","), o.revision)}
+	return Decision{Action: ActKeep, ClusterID: o.id, Reason: fmt.Sprintf("another cluster %x without client writes answers; this member joined its own cluster, whose creator gives way first", o.id)}
 }
 
 func parseHex(s string) uint64 {

@@ -91,21 +91,26 @@ func TestConflictNamesBothSidesAndTheRecovery(t *testing.T) {
 }
 
 func TestDecideRunning(t *testing.T) {
-	own := func(writes bool, members int, ps ...PeerView) RunningInput {
-		return RunningInput{OwnClusterID: clusterY, OwnNonce: "ny", OwnRevision: 2, OwnClientWrites: writes, OwnMembers: members, Peers: ps, SelfName: "etcd-0", DataDir: "/d"}
+	own := func(writes, created, leader bool, ps ...PeerView) RunningInput {
+		return RunningInput{OwnClusterID: clusterY, OwnNonce: "ny", OwnRevision: 2, OwnClientWrites: writes, Created: created, OwnHasLeader: leader, Peers: ps, SelfName: "etcd-0", DataDir: "/d"}
 	}
+	learnerOfX := PeerView{Host: "c", Answer: Learner, ClusterID: clusterX}
 	tests := []struct {
 		name string
 		in   RunningInput
 		want Action
 	}{
-		{"no other cluster answers: keep", own(false, 1, peer("b", Refused), peer("c", NoAnswer)), ActKeep},
-		{"own cluster's members answer: keep", own(false, 2, inY("b", false)), ActKeep},
-		{"deployment's data answers, own cluster fresh: step down", own(false, 1, inX("b", true), peer("c", NoAnswer)), ActStepDown},
-		{"another cluster without client writes, own fresh: step down (the data side restarted it)", own(false, 1, inX("b", false)), ActStepDown},
-		{"own cluster has client writes, other none: keep", own(true, 1, inX("b", false)), ActKeep},
-		{"both hold client writes: conflict, nothing moves", own(true, 1, inX("b", true)), ActConflict},
-		{"others joined the own cluster: keep", own(false, 2, inX("b", true)), ActKeep},
+		{"no other cluster answers: keep", own(false, true, true, peer("b", Refused), peer("c", NoAnswer)), ActKeep},
+		{"own cluster's members answer: keep", own(false, true, true, inY("b", false)), ActKeep},
+		{"only a learner of another cluster answers: keep", own(false, true, true, learnerOfX), ActKeep},
+		{"creator, deployment's data answers: step down", own(false, true, true, inX("b", true), peer("c", NoAnswer)), ActStepDown},
+		{"creator, another cluster without client writes: step down (the data side restarted it)", own(false, true, true, inX("b", false)), ActStepDown},
+		{"joiner, other cluster holds client writes: step down", own(false, false, true, inX("b", true)), ActStepDown},
+		{"joiner, own cluster lost its leader: step down", own(false, false, false, inX("b", false)), ActStepDown},
+		{"joiner, other cluster without client writes, own has a leader: keep (its creator goes first)", own(false, false, true, inX("b", false)), ActKeep},
+		{"own cluster has client writes, other none: keep", own(true, true, true, inX("b", false)), ActKeep},
+		{"both hold client writes: conflict, nothing moves", own(true, true, true, inX("b", true)), ActConflict},
+		{"joiner, both hold client writes: conflict", own(true, false, false, inX("b", true)), ActConflict},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -188,6 +188,12 @@ const youngRevisions = 20000
 // keyspace from revision 1: a put or delete of a client key shows up even when the key is gone now. A compacted
 // history counts as client writes.
 func ClientWrites(ctx context.Context, cli *clientv3.Client, rev int64) (bool, error) {
+	return clientWrites(ctx, cli, rev, false)
+}
+
+// clientWrites is ClientWrites, optionally served by the member's local store alone (serializable reads, a
+// watch that does not require a leader).
+func clientWrites(ctx context.Context, cli *clientv3.Client, rev int64, local bool) (bool, error) {
 	if rev <= 1 {
 		return false, nil
 	}
@@ -196,7 +202,11 @@ func ClientWrites(ctx context.Context, cli *clientv3.Client, rev int64) (bool, e
 	}
 	// A client key that exists now answers without replaying the history.
 	for _, r := range [][2]string{{"\x00", OwnPrefix}, {clientv3.GetPrefixRangeEnd(OwnPrefix), "\x00"}} {
-		resp, err := cli.Get(ctx, r[0], clientv3.WithRange(r[1]), clientv3.WithCountOnly())
+		opts := []clientv3.OpOption{clientv3.WithRange(r[1]), clientv3.WithCountOnly()}
+		if local {
+			opts = append(opts, clientv3.WithSerializable())
+		}
+		resp, err := cli.Get(ctx, r[0], opts...)
 		if err != nil {
 			return false, err
 		}
@@ -204,7 +214,11 @@ func ClientWrites(ctx context.Context, cli *clientv3.Client, rev int64) (bool, e
 			return true, nil
 		}
 	}
-	wctx, cancel := context.WithCancel(clientv3.WithRequireLeader(ctx))
+	wctx := ctx
+	if !local {
+		wctx = clientv3.WithRequireLeader(ctx)
+	}
+	wctx, cancel := context.WithCancel(wctx)
 	defer cancel()
 	for resp := range cli.Watch(wctx, "\x00", clientv3.WithFromKey(), clientv3.WithRev(1)) {
 		if resp.CompactRevision != 0 {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"time"
 
+	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.uber.org/zap"
 
 	"github.com/etcd-release/etcd-release/src/etcd_ctl/etcdclient"
@@ -12,17 +13,19 @@ import (
 	"github.com/etcd-release/etcd-release/src/etcd_ctl/status"
 )
 
-// CheckInterval is how often the creator of a cluster checks whether the deployment's data answers elsewhere.
+// CheckInterval is how often a member in a cluster without client writes checks whether the deployment's data
+// answers elsewhere.
 const CheckInterval = 5 * time.Second
 
-// WatchCreated keeps checking, for as long as this member runs the cluster it created in this start, whether
-// another cluster of the deployment answers (DecideRunning). A cluster created while the members holding the
-// data were down is only discovered once they restart, which can be any time later. The returned channel
-// delivers an ActStepDown decision and closes; it closes without one when ctx ends. Conflicts are recorded
-// for `status` and `wait-ready` and the member keeps running: nothing is discarded.
-func (m *Manager) WatchCreated(ctx context.Context, st *Start, srv *etcdserver.Server) <-chan Decision {
+// WatchNewCluster keeps checking (DecideRunning), while the cluster this member created or joined in this start
+// holds no client writes, whether another cluster of the deployment answers. A cluster created while the members
+// holding the data were down is only discovered once they restart, which can be any time later. The returned
+// channel delivers an ActStepDown decision and closes; it closes without one when ctx ends or once the cluster
+// holds client writes (from then on it is data, and members restarting with other data report any conflict
+// themselves). A conflict seen here is recorded for `status` and `wait-ready`; nothing is discarded.
+func (m *Manager) WatchNewCluster(ctx context.Context, st *Start, srv *etcdserver.Server) <-chan Decision {
 	out := make(chan Decision, 1)
-	if st.Kind != KindBootstrap {
+	if st.Kind != KindBootstrap && st.Kind != KindJoin {
 		close(out)
 		return out
 	}
@@ -39,31 +42,28 @@ func (m *Manager) WatchCreated(ctx context.Context, st *Start, srv *etcdserver.S
 			if !ok {
 				continue
 			}
-			if d.Action == ActKeep && in.OwnMembers > 1 {
-				// Others joined: the cluster is the deployment's now, and a member holding other data that
-				// restarts reports any conflict itself (Decide).
-				m.Log.Info("no longer checking for another cluster of this deployment", zap.String("reason", "other members joined the cluster this member created"))
-				return
-			}
 			if d.Reason != lastReason {
 				m.Log.Info("checked for another cluster of this deployment", zap.String("decision", d.Action.String()), zap.String("reason", d.Reason))
 				lastReason = d.Reason
 			}
-			switch d.Action {
-			case ActStepDown:
+			switch {
+			case d.Action == ActStepDown:
 				out <- d
 				return
-			case ActConflict:
+			case d.Action == ActConflict:
 				_ = status.WriteConflict(m.Config, d.Conflict.Error())
-			default:
+			case in.OwnClientWrites:
 				status.ClearConflict(m.Config)
+				m.Log.Info("no longer checking for another cluster of this deployment", zap.String("reason", "this member's cluster holds client writes"))
+				return
 			}
 		}
 	}()
 	return out
 }
 
-// checkRunning gathers RunningInput and decides; ok is false when this member's own cluster could not be read.
+// checkRunning gathers RunningInput and decides; ok is false when this member's own store could not be read.
+// The own store is read serializably: a member whose cluster lost its leader must still be able to decide.
 func (m *Manager) checkRunning(ctx context.Context, st *Start, srv *etcdserver.Server) (d Decision, in RunningInput, ok bool) {
 	c := m.Config
 	desired, err := m.Peers.Members(ctx)
@@ -78,22 +78,22 @@ func (m *Manager) checkRunning(ctx context.Context, st *Start, srv *etcdserver.S
 	defer cli.Close()
 	cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	resp, err := cli.Get(cctx, ClusterKey)
+	resp, err := cli.Get(cctx, ClusterKey, clientv3.WithSerializable())
 	if err != nil {
 		return d, in, false
 	}
-	writes, err := ClientWrites(cctx, cli, resp.Header.Revision)
+	writes, err := clientWrites(cctx, cli, resp.Header.Revision, true)
 	if err != nil {
 		return d, in, false
 	}
 	e := srv.Etcd().Server
-	in = RunningInput{OwnClusterID: uint64(e.Cluster().ID()), OwnNonce: st.nonce, OwnRevision: resp.Header.Revision,
-		OwnClientWrites: writes, OwnMembers: len(e.Cluster().Members()), Peers: Views(statuses), SelfName: c.SelfName(), DataDir: c.Paths.DataDir}
+	in = RunningInput{OwnClusterID: uint64(e.Cluster().ID()), OwnNonce: st.nonce, OwnRevision: resp.Header.Revision, OwnClientWrites: writes,
+		OwnHasLeader: e.Leader() != 0, Created: st.Kind == KindBootstrap, Peers: Views(statuses), SelfName: c.SelfName(), DataDir: c.Paths.DataDir}
 	return DecideRunning(in), in, true
 }
 
-// StepDown moves the data of a cluster this member created aside after etcd stopped, so that the next Prepare
-// joins the cluster that holds the deployment's data.
+// StepDown moves the data of a cluster this member created or joined aside after etcd stopped, so that the next
+// Prepare joins the cluster that holds the deployment's data.
 func (m *Manager) StepDown(d Decision) error {
 	return m.moveAside(d.Reason, "stepped-down-new-cluster")
 }

@@ -71,12 +71,12 @@ func Run(ctx context.Context, c *config.Config, lg *zap.Logger) error {
 		if err != nil || !stepped {
 			return err
 		}
-		lg.Info("deciding again how to start", zap.String("reason", "this member stepped down from the cluster it had created"))
+		lg.Info("deciding again how to start", zap.String("reason", "this member stepped down from a cluster without client writes"))
 	}
 }
 
 // runOnce decides how to start, runs etcd and supervises it. stepped reports that the member stepped down from
-// a cluster it had created (etcd is stopped, its data moved aside) and must decide again.
+// a cluster it had created or joined (etcd is stopped, its data moved aside) and must decide again.
 func runOnce(ctx context.Context, c *config.Config, lg *zap.Logger, mgr *membership.Manager, setHealth func(peers.HealthFunc)) (stepped bool, err error) {
 	st, err := mgr.Prepare(ctx)
 	if err != nil {
@@ -112,12 +112,12 @@ func runOnce(ctx context.Context, c *config.Config, lg *zap.Logger, mgr *members
 
 func stopping() (bool, string) { return false, "etcd is stopping" }
 
-// supervise waits for a stop signal, etcd failing or stopping, or (for a member that created its cluster) the
-// decision to step down.
+// supervise waits for a stop signal, etcd failing or stopping, or (for a member that created or joined a cluster
+// without client writes in this start) the decision to step down.
 func supervise(ctx context.Context, c *config.Config, lg *zap.Logger, mgr *membership.Manager, st *membership.Start, srv *etcdserver.Server, setHealth func(peers.HealthFunc)) (bool, error) {
 	wctx, cancelWatch := context.WithCancel(ctx)
 	defer cancelWatch()
-	watch := mgr.WatchCreated(wctx, st, srv)
+	watch := mgr.WatchNewCluster(wctx, st, srv)
 	stop := func() {
 		setHealth(stopping)
 		stopCtx, cancel := context.WithTimeout(context.Background(), StopTimeout)
@@ -131,7 +131,7 @@ func supervise(ctx context.Context, c *config.Config, lg *zap.Logger, mgr *membe
 				watch = nil
 				continue
 			}
-			lg.Warn("stepping down from the cluster this member created", zap.String("reason", d.Reason))
+			lg.Warn("stepping down from a cluster without client writes", zap.String("reason", d.Reason))
 			stop()
 			if err := mgr.StepDown(d); err != nil {
 				return false, err

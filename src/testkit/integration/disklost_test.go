@@ -87,7 +87,7 @@ func TestBootstrapStoreLost(t *testing.T) {
 				require.Contains(t, kept[0], "stepped-down-new-cluster")
 				log, err := os.ReadFile(c.layout.LogPath(0))
 				require.NoError(t, err)
-				require.Contains(t, string(log), "stepping down from the cluster this member created")
+				require.Contains(t, string(log), "stepping down from a cluster without client writes")
 			}
 		})
 	}
@@ -311,5 +311,45 @@ func TestClusterOfAnEarlierReleaseKeepsWorking(t *testing.T) {
 	c.requireNoLoss("/upgrade", res)
 	for i := 0; i < 3; i++ {
 		require.Empty(t, movedAside(t, c, i))
+	}
+}
+
+// TestTwoOfFiveDisksLostCreatorAndAJoinerFirst: the creator's and one other store lost in a five-member cluster,
+// both wiped members started first (the creator creates a cluster, the other joins it), then the three members
+// holding the data. Both wiped members step down from the new cluster and rejoin the old one.
+func TestTwoOfFiveDisksLostCreatorAndAJoinerFirst(t *testing.T) {
+	c := newCluster(t, 5, withTLS(false, false))
+	for i := 0; i < 5; i++ {
+		c.start(i)
+	}
+	before := c.waitOneCluster(5, 3*time.Minute)
+	ids := c.memberIDs(1)
+	w := loadgen.Start(c.client(1, 2, 4), "/two-of-five", 20, 5*time.Second)
+	time.Sleep(2 * time.Second)
+	for i := 0; i < 5; i++ {
+		c.stop(i)
+	}
+	c.wipe(0)
+	c.wipe(3)
+	c.start(0)
+	c.waitReady(0, 2*time.Minute)
+	c.start(3)
+	c.waitReady(3, 2*time.Minute)
+	for _, i := range []int{1, 2, 4} {
+		c.start(i)
+	}
+	after := c.waitOneCluster(5, 4*time.Minute)
+	res := w.Stop()
+	require.Equal(t, before, after)
+	now := c.memberIDs(1)
+	for _, i := range []int{1, 2, 4} {
+		n := config.MemberName("etcd", i)
+		require.Equal(t, ids[n], now[n], "member %s kept its data and its ID", n)
+	}
+	c.requireNoLoss("/two-of-five", res)
+	for _, i := range []int{0, 3} {
+		kept := movedAside(t, c, i)
+		require.Len(t, kept, 1, "member %d", i)
+		require.Contains(t, kept[0], "stepped-down-new-cluster")
 	}
 }
