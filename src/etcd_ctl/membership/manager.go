@@ -279,38 +279,62 @@ func (m *Manager) Complete(ctx context.Context, st *Start, srv *etcdserver.Serve
 			return err
 		}
 	}
+	// Before the lock and the join's client are released: a member just promoted may still see itself as a
+	// learner for a moment, so the cluster's nonce is read through the members that let it join.
+	st.nonce = m.recordCluster(ctx, st)
 	st.release()
-	nonce, err := m.recordCluster(ctx, st)
-	if err != nil {
-		return err
-	}
-	st.nonce = nonce
 	id := Identity{ClusterID: e.Cluster().ID().String(), MemberID: e.MemberID().String(), Name: m.Config.SelfName(), PeerURL: m.Config.Self().PeerURL}
-	return WriteIdentityWithNonce(m.Config.Paths.DataDir, id, nonce)
+	return WriteIdentityWithNonce(m.Config.Paths.DataDir, id, st.nonce)
 }
 
 // recordCluster writes the ClusterRecord of a cluster this member just created, or reads the creation nonce of
-// the cluster it joined or restarted in ("" for a cluster created by an earlier release).
-func (m *Manager) recordCluster(ctx context.Context, st *Start) (string, error) {
-	cli, err := etcdclient.New(m.Config, []string{m.Config.Self().ClientURL}, 5*time.Second)
-	if err != nil {
-		return "", err
+// the cluster it joined or restarted in ("" for a cluster created by an earlier release). The nonce only
+// sharpens "same cluster" beyond the cluster ID, so failing to record or read it is logged, not fatal.
+func (m *Manager) recordCluster(ctx context.Context, st *Start) string {
+	if st.Kind != KindBootstrap && st.nonce != "" {
+		return st.nonce
 	}
-	defer cli.Close()
-	cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	defer cancel()
-	if st.Kind != KindBootstrap {
-		if st.nonce != "" {
-			return st.nonce, nil
+	cli := st.cli
+	if cli == nil {
+		eps := []string{m.Config.Self().ClientURL}
+		if desired, err := m.Peers.Members(ctx); err == nil && st.Kind != KindBootstrap && len(peers.Others(desired)) > 0 {
+			eps = peers.ClientURLs(peers.Others(desired))
 		}
-		return readNonce(cctx, cli)
+		c, err := etcdclient.New(m.Config, eps, 5*time.Second)
+		if err != nil {
+			m.Log.Warn("cannot record the cluster's creation nonce", zap.Error(err))
+			return st.nonce
+		}
+		defer c.Close()
+		cli = c
 	}
-	rec := ClusterRecord{Nonce: st.nonce, Token: st.Plan.Token, Creator: m.Config.SelfName(), CreatedAt: m.Now().UTC()}
-	b, _ := json.Marshal(rec)
-	if _, err := cli.Put(cctx, ClusterKey, string(b)); err != nil {
-		return "", fmt.Errorf("recording the new cluster's creation nonce under %s: %w", ClusterKey, err)
+	var err error
+	for attempt := 0; attempt < 5; attempt++ {
+		cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		if st.Kind == KindBootstrap {
+			rec := ClusterRecord{Nonce: st.nonce, Token: st.Plan.Token, Creator: m.Config.SelfName(), CreatedAt: m.Now().UTC()}
+			b, _ := json.Marshal(rec)
+			_, err = cli.Put(cctx, ClusterKey, string(b))
+			cancel()
+			if err == nil {
+				return st.nonce
+			}
+		} else {
+			var nonce string
+			nonce, err = readNonce(cctx, cli)
+			cancel()
+			if err == nil {
+				return nonce
+			}
+		}
+		select {
+		case <-ctx.Done():
+			attempt = 5
+		case <-time.After(time.Second):
+		}
 	}
-	return st.nonce, nil
+	m.Log.Warn("cannot record the cluster's creation nonce; the identity file carries the cluster ID only", zap.String("key", ClusterKey), zap.Error(err))
+	return st.nonce
 }
 
 func (st *Start) release() {
