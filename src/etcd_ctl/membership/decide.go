@@ -214,6 +214,11 @@ func decideWithData(in DecisionInput) Decision {
 	o := others[0]
 	local := Side{Member: in.SelfName, ClusterID: id.ClusterID, Nonce: in.Local.Nonce, Revision: in.Local.Revision}
 	switch {
+	case !o.writes && !in.Local.ClientWrites && in.Creator:
+		// Neither side holds client writes, and only the creator creates clusters: this data is the creator's
+		// other creation, and one of the two must give way. The creator's does, as DecideRunning has it.
+		return Decision{Action: ActMoveAsideAndJoin, ClusterID: o.id, Slug: "other-cluster",
+			Reason: fmt.Sprintf("this is the deployment's creator; neither its data (cluster %s) nor the live cluster %x holds client writes; the creator's cluster gives way", id.ClusterID, o.id)}
 	case !o.writes:
 		return Decision{Action: ActRestart, ClusterID: o.id, Reason: fmt.Sprintf("the cluster answering at %s is another cluster (%x, revision %d) that holds no client writes: it was created while this member's cluster (%s, revision %d) was down. "+
 			"Keeping the data and not joining; once the members holding this data form a quorum, the creator of the other cluster steps down and rejoins", strings.Join(o.hosts, ","), o.id, o.revision, id.ClusterID, in.Local.Revision)}
@@ -273,7 +278,7 @@ func decideWithoutData(in DecisionInput) Decision {
 	return Decision{Action: ActWait, Reason: "this is not the deployment's creator; it only joins an existing cluster, which the creator makes"}
 }
 
-// RunningInput is what a member that created or joined a cluster in this start knows while it runs.
+// RunningInput is what a running member knows about its cluster and its peers.
 type RunningInput struct {
 	// OwnClusterID, OwnNonce and OwnRevision describe this member's cluster as its local store sees it.
 	OwnClusterID    uint64
@@ -282,18 +287,18 @@ type RunningInput struct {
 	OwnClientWrites bool
 	// OwnHasLeader: this member sees a leader in its cluster.
 	OwnHasLeader bool
-	// Created: this member created its cluster in this start (else it joined it).
+	// Created: this member is the deployment's creator (IsCreator), the only one that creates clusters.
 	Created  bool
 	Peers    []PeerView
 	SelfName string
 	DataDir  string
 }
 
-// DecideRunning is the check a member keeps making while the cluster it created or joined in this start holds no
-// client writes: such a cluster gives way to another cluster of the deployment, which the members that kept
-// their data restarted. The creator gives way to any other cluster; a member that joined gives way to one with
-// client writes, or to any once its own cluster lost its leader (its creator stepped down). Where both hold
-// client writes, the conflict is reported and nothing moves.
+// DecideRunning is the check a member keeps making while its cluster holds no client writes: such a cluster
+// gives way to another cluster of the deployment, which the members that kept their data restarted. The creator
+// gives way to any other cluster; any other member gives way to one with client writes, or to any once its own
+// cluster lost its leader (its creator stepped down). A member only ever gives up its own data, and only when
+// that holds no client writes. Where both hold client writes, the conflict is reported and nothing moves.
 func DecideRunning(in RunningInput) Decision {
 	var others []cluster
 	for _, c := range clusters(in.Peers) {
@@ -320,11 +325,11 @@ func DecideRunning(in RunningInput) Decision {
 	case in.OwnClientWrites:
 		return Decision{Action: ActKeep, ClusterID: o.id, Reason: fmt.Sprintf("this cluster holds client writes; the other cluster %x holds none and its members give way", o.id)}
 	case in.Created:
-		return Decision{Action: ActStepDown, ClusterID: o.id, Reason: "this member created it in this start; " + step}
+		return Decision{Action: ActStepDown, ClusterID: o.id, Reason: "this member is the deployment's creator; " + step}
 	case o.writes || !in.OwnHasLeader:
-		return Decision{Action: ActStepDown, ClusterID: o.id, Reason: "this member joined it in this start; " + step}
+		return Decision{Action: ActStepDown, ClusterID: o.id, Reason: "this member is not the creator; " + step}
 	}
-	return Decision{Action: ActKeep, ClusterID: o.id, Reason: fmt.Sprintf("another cluster %x without client writes answers; this member joined its own cluster, whose creator gives way first", o.id)}
+	return Decision{Action: ActKeep, ClusterID: o.id, Reason: fmt.Sprintf("another cluster %x without client writes answers; this member's cluster has a leader, and the creator gives way first", o.id)}
 }
 
 func parseHex(s string) uint64 {

@@ -62,6 +62,8 @@ func TestDecide(t *testing.T) {
 		{"same cluster ID without this member, no client writes there, client writes here: re-created under an old token, restart", DecisionInput{Local: dataOf("1111", "e", "", true), Peers: []PeerView{{Host: "a", Answer: Healthy, ClusterID: clusterX, MemberIDs: []uint64{0xa}}}}, ActRestart, clusterX, ""},
 		{"same cluster ID, other nonce: another cluster (no client writes): restart", DecisionInput{Local: dataOf("1111", "e", "old", true), Peers: []PeerView{inX("a", false)}}, ActRestart, clusterX, ""},
 		{"bootstrap store lost: the new cluster holds no client writes: restart, do not join", DecisionInput{Local: dataOf("1111", "b", "nx", true), Peers: []PeerView{inY("a", false), peer("c", Refused)}}, ActRestart, clusterY, ""},
+		{"creator, neither side holds client writes: the creator's data gives way", DecisionInput{Local: dataOf("3333", "a", "nz", false), Creator: true, Peers: []PeerView{inX("b", false)}}, ActMoveAsideAndJoin, clusterX, "other-cluster"},
+		{"not the creator, neither side holds client writes: restart", DecisionInput{Local: dataOf("3333", "b", "nz", false), Peers: []PeerView{inY("a", false)}}, ActRestart, clusterY, ""},
 		{"other cluster holds client writes, this data none: move aside and join", DecisionInput{Local: dataOf("3333", "b", "nz", false), Peers: []PeerView{inX("a", true)}}, ActMoveAsideAndJoin, clusterX, "other-cluster"},
 		{"both hold client writes: conflict", DecisionInput{Local: dataOf("1111", "b", "nx", true), Peers: []PeerView{inY("a", true), peer("c", NoAnswer)}}, ActConflict, clusterY, ""},
 		{"own cluster and another answer: own cluster wins", DecisionInput{Local: dataOf("1111", "b", "nx", true), Peers: []PeerView{inY("a", true), inX("c", true)}}, ActRestart, clusterX, ""},

@@ -63,6 +63,8 @@ type Start struct {
 	learnerID uint64
 	// nonce is the creation nonce of the cluster this member runs in, when known before etcd starts.
 	nonce string
+	// creator: this member is the deployment's creator (IsCreator).
+	creator bool
 }
 
 // Prepare decides how this member starts and performs the membership changes needed before etcd starts (stale
@@ -85,6 +87,9 @@ func (m *Manager) Prepare(ctx context.Context) (*Start, error) {
 		statuses := Probe(ctx, c, others, m.ProbeTimeout)
 		d := Decide(DecisionInput{Local: local, Peers: Views(statuses), Creator: creator, SelfName: c.SelfName(), DataDir: c.Paths.DataDir})
 		st, err := m.act(ctx, d, local, statuses)
+		if st != nil {
+			st.creator = creator
+		}
 		if err != nil || st != nil {
 			return st, err
 		}

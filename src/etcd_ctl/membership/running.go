@@ -17,18 +17,15 @@ import (
 // answers elsewhere.
 const CheckInterval = 5 * time.Second
 
-// WatchNewCluster keeps checking (DecideRunning), while the cluster this member created or joined in this start
-// holds no client writes, whether another cluster of the deployment answers. A cluster created while the members
+// WatchNewCluster keeps checking (DecideRunning), for as long as this member's cluster holds no client writes,
+// whether another cluster of the deployment answers. Every start kind is watched: a creator restarted (monit,
+// reboot) on the cluster it created alone is as much in the way as one that has just created it. A cluster created while the members
 // holding the data were down is only discovered once they restart, which can be any time later. The returned
 // channel delivers an ActStepDown decision and closes; it closes without one when ctx ends or once the cluster
 // holds client writes (from then on it is data, and members restarting with other data report any conflict
 // themselves). A conflict seen here is recorded for `status` and `wait-ready`; nothing is discarded.
 func (m *Manager) WatchNewCluster(ctx context.Context, st *Start, srv *etcdserver.Server) <-chan Decision {
 	out := make(chan Decision, 1)
-	if st.Kind != KindBootstrap && st.Kind != KindJoin {
-		close(out)
-		return out
-	}
 	go func() {
 		defer close(out)
 		lastReason := ""
@@ -88,11 +85,11 @@ func (m *Manager) checkRunning(ctx context.Context, st *Start, srv *etcdserver.S
 	}
 	e := srv.Etcd().Server
 	in = RunningInput{OwnClusterID: uint64(e.Cluster().ID()), OwnNonce: st.nonce, OwnRevision: resp.Header.Revision, OwnClientWrites: writes,
-		OwnHasLeader: e.Leader() != 0, Created: st.Kind == KindBootstrap, Peers: Views(statuses), SelfName: c.SelfName(), DataDir: c.Paths.DataDir}
+		OwnHasLeader: e.Leader() != 0, Created: st.creator, Peers: Views(statuses), SelfName: c.SelfName(), DataDir: c.Paths.DataDir}
 	return DecideRunning(in), in, true
 }
 
-// StepDown moves the data of a cluster this member created or joined aside after etcd stopped, so that the next
+// StepDown moves the data of a cluster without client writes aside after etcd stopped, so that the next
 // Prepare joins the cluster that holds the deployment's data.
 func (m *Manager) StepDown(d Decision) error {
 	return m.moveAside(d.Reason, "stepped-down-new-cluster")
