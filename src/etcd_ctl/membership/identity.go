@@ -22,8 +22,9 @@ const ClusterKey = OwnPrefix + "cluster"
 // ClusterRecord identifies one creation of a cluster.
 type ClusterRecord struct {
 	// Nonce is random per creation and part of the initial cluster token, so that a re-created cluster never
-	// gets the cluster ID of the one it replaces (etcd derives the cluster ID from the token and the initial
-	// members' peer URLs; see etcd's server/etcdserver/api/membership/cluster.go).
+	// gets the cluster ID of the one it replaces: etcd hashes the initial members' peer URLs and the token into
+	// their member IDs (computeMemberID in etcd's server/etcdserver/api/membership/member.go) and the member IDs
+	// into the cluster ID (RaftCluster.genID in cluster.go there).
 	Nonce     string    `json:"creation_nonce"`
 	Token     string    `json:"initial_cluster_token"`
 	Creator   string    `json:"creator"`
