@@ -18,7 +18,7 @@ const maxScan = 100000
 
 // ReadLocalView reads what the decision needs from a stopped member's data dir: the identity, the creation
 // nonce and, from etcd's backend file, the revision, raft term and index and whether it holds client writes.
-// The bucket and key names are those of etcd's server/storage/schema package ("key": revision → KeyValue;
+// The bucket and key names are those of etcd's server/storage/schema/bucket.go ("key": revision → KeyValue;
 // "meta": consistent_index, term).
 func ReadLocalView(dataDir string) (LocalView, error) {
 	var v LocalView
