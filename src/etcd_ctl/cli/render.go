@@ -9,6 +9,7 @@ import (
 
 	"github.com/etcd-release/etcd-release/src/etcd_ctl/config"
 	"github.com/etcd-release/etcd-release/src/etcd_ctl/etcdserver"
+	"github.com/etcd-release/etcd-release/src/etcd_ctl/membership"
 )
 
 type renderOptions struct{ configPath string }
@@ -42,7 +43,9 @@ func OfflinePlan(c *config.Config) (etcdserver.Plan, error) {
 	if err != nil {
 		return etcdserver.Plan{}, err
 	}
-	if c.Instance.Bootstrap {
+	// The deployment's one creator (membership.IsCreator), not every BOSH bootstrap instance: with several
+	// instance groups each has one. A real creation adds a random nonce to the token, which render cannot know.
+	if membership.IsCreator(c, desired) {
 		return etcdserver.Plan{State: etcdserver.StateNew, InitialCluster: []config.Member{c.Self()}}, nil
 	}
 	for i := range desired {

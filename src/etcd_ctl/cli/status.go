@@ -9,6 +9,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/etcd-release/etcd-release/src/etcd_ctl/config"
+	"github.com/etcd-release/etcd-release/src/etcd_ctl/membership"
 	"github.com/etcd-release/etcd-release/src/etcd_ctl/peers"
 	"github.com/etcd-release/etcd-release/src/etcd_ctl/status"
 )
@@ -42,6 +43,9 @@ func newStatusCmd() *cobra.Command {
 				local := &status.Report{}
 				local.AddMovedAside(c.Paths.DataDir)
 				status.PrintMovedAside(cmd.ErrOrStderr(), local)
+				if conflict, _ := membership.ReadConflict(c); conflict != "" {
+					return fmt.Errorf("%w\nCONFLICT: %s", err, conflict)
+				}
 				return err
 			}
 			if c.Etcd.Consul.Enabled {
@@ -56,6 +60,9 @@ func newStatusCmd() *cobra.Command {
 				}
 			} else {
 				status.Print(cmd.OutOrStdout(), r)
+			}
+			if r.Conflict != "" {
+				return &ExitError{Code: 2, Err: fmt.Errorf("conflict: %s", r.Conflict)}
 			}
 			if !r.Healthy {
 				return &ExitError{Code: 2, Err: fmt.Errorf("cluster %s is not healthy", r.ClusterID)}

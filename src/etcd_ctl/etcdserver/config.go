@@ -30,6 +30,9 @@ type Plan struct {
 	// InitialCluster lists name=peerURL of every member etcd must know at first start (ignored by etcd when
 	// the data dir already holds a member).
 	InitialCluster []config.Member
+	// Token, when set, is the initial cluster token of a new cluster (the deployment's token with a creation
+	// nonce); empty means the deployment's token (config.ClusterToken).
+	Token string
 }
 
 // InitialClusterString renders the plan's initial cluster as etcd's --initial-cluster value.
@@ -68,6 +71,9 @@ func BuildConfig(c *config.Config, plan Plan) (*embed.Config, error) {
 	cfg.TickMs = uint(e.HeartbeatIntervalInMilliseconds)
 	cfg.ElectionMs = uint(e.ElectionTimeoutInMilliseconds)
 	cfg.InitialClusterToken = c.ClusterToken()
+	if plan.Token != "" {
+		cfg.InitialClusterToken = plan.Token
+	}
 	cfg.StrictReconfigCheck = true
 	cfg.PreVote = true
 	// A joiner is added as a learner; allow one per membership change, which etcd_ctl serialises anyway.

@@ -2,6 +2,7 @@ package membership
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"slices"
 	"strconv"
@@ -58,10 +59,15 @@ type Start struct {
 	session   *concurrency.Session
 	mutex     *concurrency.Mutex
 	learnerID uint64
+	// nonce is the creation nonce of the cluster this member runs in, when known before etcd starts.
+	nonce string
+	// creator: this member is the deployment's creator (IsCreator).
+	creator bool
 }
 
 // Prepare decides how this member starts and performs the membership changes needed before etcd starts (stale
-// entry removal, learner add). It waits — logging why — until a decision is certain or ctx ends.
+// entry removal, learner add). It is thin I/O around Decide: read the data dir, probe the peers, act on the
+// decision, or wait — logging why — until a decision is certain or ctx ends.
 func (m *Manager) Prepare(ctx context.Context) (*Start, error) {
 	c := m.Config
 	desired, err := m.Peers.Members(ctx)
@@ -69,68 +75,98 @@ func (m *Manager) Prepare(ctx context.Context) (*Start, error) {
 		return nil, err
 	}
 	others := peers.Others(desired)
-	has, err := HasData(c.Paths.DataDir)
-	if err != nil {
-		return nil, err
-	}
-	if has {
-		st, err := m.prepareRestart(ctx, others)
+	creator := IsCreator(c, desired)
+	lastLog, lastReason := time.Time{}, ""
+	for {
+		local, err := ReadLocalView(c.Paths.DataDir)
+		if err != nil {
+			return nil, err
+		}
+		statuses := Probe(ctx, c, others, m.ProbeTimeout)
+		d := Decide(DecisionInput{Local: local, Peers: Views(statuses), Creator: creator, SelfName: c.SelfName(), DataDir: c.Paths.DataDir})
+		st, err := m.act(ctx, d, local, statuses)
+		if st != nil {
+			st.creator = creator
+		}
 		if err != nil || st != nil {
 			return st, err
 		}
-		// The data was moved aside: continue as a member without data.
+		if d.Action == ActWait && (d.Reason != lastReason || time.Since(lastLog) > 15*time.Second) {
+			m.Log.Info("waiting for a cluster to join", zap.String("reason", d.Reason), zap.String("peers", summarize(statuses)))
+			lastLog, lastReason = time.Now(), d.Reason
+		}
+		if d.Action == ActMoveAsideAndJoin {
+			continue // the data dir is empty now: decide again as a member without data
+		}
+		select {
+		case <-ctx.Done():
+			return nil, fmt.Errorf("waiting for a cluster to join (peers: %s; %s): %w", summarize(statuses), d.Reason, ctx.Err())
+		case <-time.After(m.RetryInterval):
+		}
 	}
-	return m.prepareWithoutData(ctx, others)
 }
 
-// prepareRestart returns a restart plan, or nil after moving data aside that does not belong to the live cluster.
-func (m *Manager) prepareRestart(ctx context.Context, others []config.Member) (*Start, error) {
+// act carries out one decision: a Start to run, nil to decide again, or an error that ends the start.
+func (m *Manager) act(ctx context.Context, d Decision, local LocalView, statuses []PeerStatus) (*Start, error) {
 	c := m.Config
 	self := c.Self()
-	id, err := ReadIdentity(c.Paths.DataDir)
-	if err != nil {
-		return nil, err
+	if d.Action != ActConflict && d.Action != ActWait {
+		ClearConflict(c)
 	}
-	statuses := Probe(ctx, c, others, m.ProbeTimeout)
-	eps, clusterID, err := healthy(statuses)
-	if err != nil {
-		return nil, err
-	}
-	if len(eps) > 0 && id != nil {
-		live := strconv.FormatUint(clusterID, 16)
-		if id.ClusterID != live {
-			return nil, m.moveAside(fmt.Sprintf("data belongs to cluster %s but the live cluster of this deployment is %s", id.ClusterID, live), "other-cluster")
-		}
-		list, err := memberList(ctx, c, eps)
-		if err != nil {
-			return nil, fmt.Errorf("reading the live member list to check this member's data: %w", err)
-		}
-		var mine *memberInfo
-		for _, mm := range list.Members {
-			if strconv.FormatUint(mm.ID, 16) == id.MemberID {
-				mine = &memberInfo{id: mm.ID, peerURLs: mm.PeerURLs}
-			}
-		}
-		if mine == nil {
-			return nil, m.moveAside(fmt.Sprintf("data belongs to member %s, which is no longer in the live cluster %s (it was removed)", id.MemberID, live), "removed-member")
-		}
-		if len(mine.peerURLs) != 1 || mine.peerURLs[0] != self.PeerURL {
-			if err := m.updatePeerURL(ctx, eps, mine.id, self.PeerURL); err != nil {
+	switch d.Action {
+	case ActRestart:
+		if d.CheckPeerURL {
+			if err := m.checkPeerURL(ctx, endpointsOf(statuses, d.ClusterID), local.Identity); err != nil {
 				return nil, err
 			}
 		}
+		m.Log.Info("decided to restart with existing data", zap.String("reason", d.Reason), zap.String("peers", summarize(statuses)),
+			zap.Int64("revision", local.Revision), zap.Bool("client-writes", local.ClientWrites))
+		return &Start{Kind: KindRestart, Reason: d.Reason, nonce: local.Nonce, Plan: etcdserver.Plan{State: etcdserver.StateExisting, InitialCluster: []config.Member{self}}}, nil
+	case ActMoveAsideAndJoin:
+		return nil, m.moveAside(d.Reason, d.Slug)
+	case ActJoin:
+		return m.join(ctx, endpointsOf(statuses, d.ClusterID), d.Reason)
+	case ActCreate:
+		nonce := NewNonce()
+		token := TokenWithNonce(c.ClusterToken(), nonce)
+		m.Log.Info("decided to create a new cluster", zap.String("reason", d.Reason), zap.String("peers", summarize(statuses)), zap.String("token", token))
+		return &Start{Kind: KindBootstrap, Reason: d.Reason, nonce: nonce, Plan: etcdserver.Plan{State: etcdserver.StateNew, InitialCluster: []config.Member{self}, Token: token}}, nil
+	case ActConflict:
+		_ = WriteConflict(c, d.Conflict.Error())
+		m.Log.Error("not starting: two clusters hold client writes", zap.String("reason", d.Reason), zap.String("peers", summarize(statuses)), zap.Error(d.Conflict))
+		return nil, d.Conflict
 	}
-	reason := "the data dir holds this member's data; keeping it and the member identity"
-	if len(eps) == 0 {
-		reason += " (no peer answered, so the cluster is starting up or unreachable; etcd waits for a quorum)"
-	}
-	m.Log.Info("decided to restart with existing data", zap.String("reason", reason), zap.String("peers", summarize(statuses)))
-	return &Start{Kind: KindRestart, Reason: reason, Plan: etcdserver.Plan{State: etcdserver.StateExisting, InitialCluster: []config.Member{self}}}, nil
+	return nil, nil
 }
 
-type memberInfo struct {
-	id       uint64
-	peerURLs []string
+// endpointsOf returns the client URLs of the voters that answered for cluster id.
+func endpointsOf(statuses []PeerStatus, id uint64) []string {
+	var eps []string
+	for _, s := range statuses {
+		if s.Answer == Healthy && s.ClusterID == id {
+			eps = append(eps, s.Member.ClientURL)
+		}
+	}
+	return eps
+}
+
+// checkPeerURL updates this member's peer URL in its cluster when the advertised one changed.
+func (m *Manager) checkPeerURL(ctx context.Context, eps []string, id *Identity) error {
+	if len(eps) == 0 || id == nil {
+		return nil
+	}
+	self := m.Config.Self()
+	list, err := memberList(ctx, m.Config, eps)
+	if err != nil {
+		return fmt.Errorf("reading the live member list to check this member's peer URL: %w", err)
+	}
+	for _, mm := range list.Members {
+		if strconv.FormatUint(mm.ID, 16) == id.MemberID && (len(mm.PeerURLs) != 1 || mm.PeerURLs[0] != self.PeerURL) {
+			return m.updatePeerURL(ctx, eps, mm.ID, self.PeerURL)
+		}
+	}
+	return nil
 }
 
 func (m *Manager) moveAside(reason, slug string) error {
@@ -158,51 +194,8 @@ func (m *Manager) updatePeerURL(ctx context.Context, eps []string, id uint64, pe
 	return nil
 }
 
-func (m *Manager) prepareWithoutData(ctx context.Context, others []config.Member) (*Start, error) {
-	c := m.Config
-	self := c.Self()
-	lastLog := time.Time{}
-	for {
-		statuses := Probe(ctx, c, others, m.ProbeTimeout)
-		eps, _, err := healthy(statuses)
-		if err != nil {
-			return nil, err
-		}
-		if len(eps) > 0 {
-			return m.join(ctx, eps)
-		}
-		allRefused := true
-		for _, s := range statuses {
-			if s.Answer != Refused && s.Answer != Unregistered {
-				allRefused = false
-			}
-		}
-		if c.Instance.Bootstrap && allRefused {
-			reason := "this is the bootstrap instance, its data dir is empty, and every peer refused connections (or, with consul, is not registered: its name does not exist), so no cluster exists"
-			if len(others) == 0 {
-				reason = "this is the only instance and its data dir is empty"
-			}
-			m.Log.Info("decided to create a new cluster", zap.String("reason", reason), zap.String("peers", summarize(statuses)), zap.String("token", c.ClusterToken()))
-			return &Start{Kind: KindBootstrap, Reason: reason, Plan: etcdserver.Plan{State: etcdserver.StateNew, InitialCluster: []config.Member{self}}}, nil
-		}
-		if time.Since(lastLog) > 15*time.Second {
-			why := "this is not the bootstrap instance; it only joins an existing cluster, which the bootstrap instance creates"
-			if c.Instance.Bootstrap {
-				why = "some peers gave no answer (a timeout is not an answer), so a cluster may exist there"
-			}
-			m.Log.Info("waiting for a cluster to join", zap.String("reason", why), zap.String("peers", summarize(statuses)))
-			lastLog = time.Now()
-		}
-		select {
-		case <-ctx.Done():
-			return nil, fmt.Errorf("waiting for a cluster to join (peers: %s): %w", summarize(statuses), ctx.Err())
-		case <-time.After(m.RetryInterval):
-		}
-	}
-}
-
 // join takes the membership lock, removes stale entries of this member and adds it as a learner.
-func (m *Manager) join(ctx context.Context, eps []string) (st *Start, err error) {
+func (m *Manager) join(ctx context.Context, eps []string, reason string) (st *Start, err error) {
 	c := m.Config
 	self := c.Self()
 	cli, err := etcdclient.New(c, eps, 5*time.Second)
@@ -238,7 +231,6 @@ func (m *Manager) join(ctx context.Context, eps []string) (st *Start, err error)
 					initial = append(initial, config.Member{Name: name, PeerURL: u})
 				}
 			}
-			reason := "the data dir is empty and a healthy cluster answered; joining as a learner, to be promoted once caught up"
 			m.Log.Info("decided to join the existing cluster", zap.String("reason", reason), zap.String("learner-id", strconv.FormatUint(resp.Member.ID, 16)))
 			return &Start{Kind: KindJoin, Reason: reason, Plan: etcdserver.Plan{State: etcdserver.StateExisting, InitialCluster: initial},
 				cli: cli, session: session, mutex: mu, learnerID: resp.Member.ID}, nil
@@ -290,9 +282,62 @@ func (m *Manager) Complete(ctx context.Context, st *Start, srv *etcdserver.Serve
 			return err
 		}
 	}
+	// Before the lock and the join's client are released: a member just promoted may still see itself as a
+	// learner for a moment, so the cluster's nonce is read through the members that let it join.
+	st.nonce = m.recordCluster(ctx, st)
 	st.release()
 	id := Identity{ClusterID: e.Cluster().ID().String(), MemberID: e.MemberID().String(), Name: m.Config.SelfName(), PeerURL: m.Config.Self().PeerURL}
-	return WriteIdentity(m.Config.Paths.DataDir, id)
+	return WriteIdentityWithNonce(m.Config.Paths.DataDir, id, st.nonce)
+}
+
+// recordCluster writes the ClusterRecord of a cluster this member just created, or reads the creation nonce of
+// the cluster it joined or restarted in ("" for a cluster created by an earlier release). The nonce only
+// sharpens "same cluster" beyond the cluster ID, so failing to record or read it is logged, not fatal.
+func (m *Manager) recordCluster(ctx context.Context, st *Start) string {
+	if st.Kind != KindBootstrap && st.nonce != "" {
+		return st.nonce
+	}
+	cli := st.cli
+	if cli == nil {
+		eps := []string{m.Config.Self().ClientURL}
+		if desired, err := m.Peers.Members(ctx); err == nil && st.Kind != KindBootstrap && len(peers.Others(desired)) > 0 {
+			eps = peers.ClientURLs(peers.Others(desired))
+		}
+		c, err := etcdclient.New(m.Config, eps, 5*time.Second)
+		if err != nil {
+			m.Log.Warn("cannot record the cluster's creation nonce", zap.Error(err))
+			return st.nonce
+		}
+		defer c.Close()
+		cli = c
+	}
+	var err error
+	for attempt := 0; attempt < 5; attempt++ {
+		cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		if st.Kind == KindBootstrap {
+			rec := ClusterRecord{Nonce: st.nonce, Token: st.Plan.Token, Creator: m.Config.SelfName(), CreatedAt: m.Now().UTC()}
+			b, _ := json.Marshal(rec)
+			_, err = cli.Put(cctx, ClusterKey, string(b))
+			cancel()
+			if err == nil {
+				return st.nonce
+			}
+		} else {
+			var nonce string
+			nonce, err = readNonce(cctx, cli)
+			cancel()
+			if err == nil {
+				return nonce
+			}
+		}
+		select {
+		case <-ctx.Done():
+			attempt = 5
+		case <-time.After(time.Second):
+		}
+	}
+	m.Log.Warn("cannot record the cluster's creation nonce; the identity file carries the cluster ID only", zap.String("key", ClusterKey), zap.Error(err))
+	return st.nonce
 }
 
 func (st *Start) release() {

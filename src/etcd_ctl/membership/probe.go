@@ -2,6 +2,7 @@ package membership
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
@@ -57,6 +58,28 @@ type PeerStatus struct {
 	MemberID  uint64
 	Leader    uint64
 	Detail    string
+	// Revision, RaftTerm and RaftIndex come from the peer's status (Healthy and Learner answers).
+	Revision            int64
+	RaftTerm, RaftIndex uint64
+	// MemberIDs, Nonce and ClientWrites describe the peer's cluster (Healthy answers only; see describe).
+	MemberIDs    []uint64
+	Nonce        string
+	ClientWrites bool
+}
+
+// View is the probe result in the terms of the start decision.
+func (s PeerStatus) View() PeerView {
+	return PeerView{Host: s.Member.Host, Answer: s.Answer, ClusterID: s.ClusterID, Nonce: s.Nonce, MemberIDs: s.MemberIDs,
+		Revision: s.Revision, RaftTerm: s.RaftTerm, RaftIndex: s.RaftIndex, ClientWrites: s.ClientWrites}
+}
+
+// Views converts probe results.
+func Views(statuses []PeerStatus) []PeerView {
+	out := make([]PeerView, len(statuses))
+	for i, s := range statuses {
+		out[i] = s.View()
+	}
+	return out
 }
 
 // Probe asks every given member's client URL whether it is part of a cluster with a leader.
@@ -111,33 +134,112 @@ func probeOne(ctx context.Context, c *config.Config, m config.Member, timeout ti
 		return ps
 	}
 	ps.ClusterID, ps.MemberID, ps.Leader = st.Header.ClusterId, st.Header.MemberId, st.Leader
+	ps.Revision, ps.RaftTerm, ps.RaftIndex = st.Header.Revision, st.RaftTerm, st.RaftIndex
 	if st.Leader == 0 {
 		ps.Detail = "member has no leader"
 		return ps
 	}
-	ps.Answer = Healthy
+	ps.Answer = Learner
 	if st.IsLearner {
-		ps.Answer = Learner
+		return ps
 	}
+	// A voter that cannot describe its cluster is not an answer the decision may act on.
+	if err := describe(sctx, cli, &ps); err != nil {
+		ps.Answer, ps.Detail = NoAnswer, "describing the cluster: "+err.Error()
+		return ps
+	}
+	ps.Answer = Healthy
 	return ps
 }
 
-// healthy returns the client URLs of peers that answered Healthy, and the cluster ID they agree on.
-func healthy(statuses []PeerStatus) (endpoints []string, clusterID uint64, err error) {
-	ids := map[uint64]bool{}
-	for _, s := range statuses {
-		if s.Answer == Healthy || s.Answer == Learner {
-			ids[s.ClusterID] = true
-			clusterID = s.ClusterID
+// describe adds the peer's member list, the cluster's creation nonce and whether it holds client writes.
+func describe(ctx context.Context, cli *clientv3.Client, ps *PeerStatus) error {
+	list, err := cli.MemberList(ctx)
+	if err != nil {
+		return err
+	}
+	for _, m := range list.Members {
+		ps.MemberIDs = append(ps.MemberIDs, m.ID)
+	}
+	if ps.Nonce, err = readNonce(ctx, cli); err != nil {
+		return err
+	}
+	ps.ClientWrites, err = ClientWrites(ctx, cli, ps.Revision)
+	return err
+}
+
+func readNonce(ctx context.Context, cli *clientv3.Client) (string, error) {
+	resp, err := cli.Get(ctx, ClusterKey)
+	if err != nil || len(resp.Kvs) == 0 {
+		return "", err
+	}
+	var rec ClusterRecord
+	if err := json.Unmarshal(resp.Kvs[0].Value, &rec); err != nil {
+		return "", fmt.Errorf("%s: %w", ClusterKey, err)
+	}
+	return rec.Nonce, nil
+}
+
+// youngRevisions bounds the history ClientWrites replays. A cluster past it has lived long enough that it is
+// taken as holding client writes (the answer that never discards anything).
+const youngRevisions = 20000
+
+// ClientWrites reports whether a cluster at revision rev ever held a key outside OwnPrefix, by watching its whole
+// keyspace from revision 1: a put or delete of a client key shows up even when the key is gone now. A compacted
+// history counts as client writes.
+func ClientWrites(ctx context.Context, cli *clientv3.Client, rev int64) (bool, error) {
+	return clientWrites(ctx, cli, rev, false)
+}
+
+// clientWrites is ClientWrites, optionally served by the member's local store alone (serializable reads, a
+// watch that does not require a leader).
+func clientWrites(ctx context.Context, cli *clientv3.Client, rev int64, local bool) (bool, error) {
+	if rev <= 1 {
+		return false, nil
+	}
+	if rev > youngRevisions {
+		return true, nil
+	}
+	// A client key that exists now answers without replaying the history.
+	for _, r := range [][2]string{{"\x00", OwnPrefix}, {clientv3.GetPrefixRangeEnd(OwnPrefix), "\x00"}} {
+		opts := []clientv3.OpOption{clientv3.WithRange(r[1]), clientv3.WithCountOnly()}
+		if local {
+			opts = append(opts, clientv3.WithSerializable())
 		}
-		if s.Answer == Healthy {
-			endpoints = append(endpoints, s.Member.ClientURL)
+		resp, err := cli.Get(ctx, r[0], opts...)
+		if err != nil {
+			return false, err
+		}
+		if resp.Count > 0 {
+			return true, nil
 		}
 	}
-	if len(ids) > 1 {
-		return nil, 0, fmt.Errorf("peers answer for %d different cluster IDs: two clusters exist in this deployment; stop and follow the recovery procedure in README.md", len(ids))
+	wctx := ctx
+	if !local {
+		wctx = clientv3.WithRequireLeader(ctx)
 	}
-	return endpoints, clusterID, nil
+	wctx, cancel := context.WithCancel(wctx)
+	defer cancel()
+	for resp := range cli.Watch(wctx, "\x00", clientv3.WithFromKey(), clientv3.WithRev(1)) {
+		if resp.CompactRevision != 0 {
+			return true, nil
+		}
+		if err := resp.Err(); err != nil {
+			return false, err
+		}
+		for _, ev := range resp.Events {
+			if !strings.HasPrefix(string(ev.Kv.Key), OwnPrefix) {
+				return true, nil
+			}
+			if ev.Kv.ModRevision >= rev {
+				return false, nil
+			}
+		}
+	}
+	if err := ctx.Err(); err != nil {
+		return false, err
+	}
+	return false, errors.New("watch closed before the history was read")
 }
 
 func summarize(statuses []PeerStatus) string {

@@ -50,6 +50,8 @@ type Report struct {
 	MovedAside []membership.MovedAsideCopy `json:"moved_aside,omitempty"`
 	// MovedAsideError says why the copies could not be listed.
 	MovedAsideError string `json:"moved_aside_error,omitempty"`
+	// Conflict is set when this member's start found two clusters of the deployment holding client writes.
+	Conflict string `json:"conflict,omitempty"`
 }
 
 // AddMovedAside lists the moved-aside copies next to this member's data dir (a local look at the disk; a
@@ -141,6 +143,7 @@ func Gather(ctx context.Context, c *config.Config, endpoint string) (*Report, er
 	}
 	sort.Slice(r.Members, func(i, j int) bool { return r.Members[i].Name < r.Members[j].Name })
 	r.Healthy = leader != 0 && healthyVoters >= voters/2+1
+	r.Conflict, _ = membership.ReadConflict(c)
 	return r, nil
 }
 
@@ -173,6 +176,9 @@ func Print(w io.Writer, r *Report) {
 	tw.Flush()
 	if r.Consul != nil {
 		printConsul(w, r.Consul)
+	}
+	if r.Conflict != "" {
+		fmt.Fprintf(w, "\nCONFLICT: %s\n", r.Conflict)
 	}
 	PrintMovedAside(w, r)
 }
@@ -231,6 +237,10 @@ func WaitReady(ctx context.Context, c *config.Config, timeout time.Duration, pro
 	deadline := time.Now().Add(timeout)
 	last := ""
 	for {
+		// A conflict needs the operator; waiting out the timeout would only hide it.
+		if conflict, _ := membership.ReadConflict(c); conflict != "" {
+			return fmt.Errorf("%w: %s", ErrNotReady, conflict)
+		}
 		why := readiness(ctx, c, self.ClientURL)
 		if why == "" {
 			return nil

@@ -74,77 +74,136 @@ func Run(ctx context.Context, c *config.Config, lg *zap.Logger) error {
 			hr.SetHealth(f)
 		}
 	}
-	met.Deciding()
-	st, err := mgr.Prepare(ctx)
-	if err != nil {
-		return fmt.Errorf("deciding how to start: %w", err)
+	r := &run{c: c, lg: lg, mgr: mgr, met: met, setHealth: setHealth}
+	for {
+		stepped, err := r.once(ctx)
+		if err != nil || !stepped {
+			return err
+		}
+		lg.Info("deciding again how to start", zap.String("reason", "this member stepped down from a cluster without client writes"))
 	}
-	met.Decided(st.Kind)
-	ecfg, err := etcdserver.BuildConfig(c, st.Plan)
+}
+
+// run is one `etcd_ctl start`: what every (re)decision of how to start shares.
+type run struct {
+	c         *config.Config
+	lg        *zap.Logger
+	mgr       *membership.Manager
+	met       *metrics.Service
+	setHealth func(peers.HealthFunc)
+}
+
+// once decides how to start, runs etcd and supervises it. stepped reports that the member stepped down from a
+// cluster it had created or joined (etcd is stopped, its data moved aside) and must decide again.
+func (r *run) once(ctx context.Context) (stepped bool, err error) {
+	r.met.Deciding()
+	st, err := r.mgr.Prepare(ctx)
 	if err != nil {
-		_ = mgr.Abort(st)
-		return err
+		return false, fmt.Errorf("deciding how to start: %w", err)
 	}
-	lg.Info("starting etcd", zap.String("kind", st.Kind), zap.String("reason", st.Reason), zap.String("flags", strings.Join(etcdserver.Flags(ecfg), " ")))
-	wait, doneWaiting := mgr.ReadyWaiter(ctx, st)
-	srv, err := etcdserver.StartWaiting(ctx, ecfg, lg, wait)
+	r.met.Decided(st.Kind)
+	srv, err := r.startEtcd(ctx, st)
+	if err != nil {
+		return false, err
+	}
+	r.setHealth(etcdHealth(srv))
+	r.met.EtcdRunning(srv.Etcd().Server, st.Kind)
+	if err := r.mgr.Complete(ctx, st, srv); err != nil {
+		r.stop(srv)
+		if aerr := r.mgr.Abort(st); aerr != nil {
+			r.lg.Warn("rolling back the join failed", zap.Error(aerr))
+		}
+		return false, err
+	}
+	r.met.Running()
+	r.lg.Info("member is running", zap.String("kind", st.Kind), zap.String("member-id", srv.Etcd().Server.MemberID().String()))
+	return r.supervise(ctx, st, srv)
+}
+
+// startEtcd builds the embedded etcd's configuration for the decision and starts it, waiting on the member's
+// progress (Manager.ReadyWaiter); a failure rolls a join back.
+func (r *run) startEtcd(ctx context.Context, st *membership.Start) (*etcdserver.Server, error) {
+	ecfg, err := etcdserver.BuildConfig(r.c, st.Plan)
+	if err != nil {
+		_ = r.mgr.Abort(st)
+		return nil, err
+	}
+	r.lg.Info("starting etcd", zap.String("kind", st.Kind), zap.String("reason", st.Reason), zap.String("flags", strings.Join(etcdserver.Flags(ecfg), " ")))
+	wait, doneWaiting := r.mgr.ReadyWaiter(ctx, st)
+	srv, err := etcdserver.StartWaiting(ctx, ecfg, r.lg, wait)
 	doneWaiting()
 	if err != nil {
-		if aerr := mgr.Abort(st); aerr != nil {
-			lg.Warn("rolling back the join failed", zap.Error(aerr))
+		if aerr := r.mgr.Abort(st); aerr != nil {
+			r.lg.Warn("rolling back the join failed", zap.Error(aerr))
 		}
-		return err
+		return nil, err
 	}
-	setHealth(etcdHealth(srv))
-	met.EtcdRunning(srv.Etcd().Server, st.Kind)
-	stopping := func() (bool, string) { return false, "etcd is stopping" }
-	markStopping := func() {
-		setHealth(stopping)
-		met.EtcdStopping("etcd is stopping")
-	}
-	if err := mgr.Complete(ctx, st, srv); err != nil {
-		markStopping()
-		stopCtx, cancel := context.WithTimeout(context.Background(), StopTimeout)
-		srv.Stop(stopCtx)
-		cancel()
-		if aerr := mgr.Abort(st); aerr != nil {
-			lg.Warn("rolling back the join failed", zap.Error(aerr))
-		}
-		return err
-	}
-	met.Running()
-	lg.Info("member is running", zap.String("kind", st.Kind), zap.String("member-id", srv.Etcd().Server.MemberID().String()))
+	return srv, nil
+}
 
-	select {
-	case <-ctx.Done():
-		markStopping()
-		lg.Info("stopping etcd", zap.String("reason", "received a stop signal"))
-		stopCtx, cancel := context.WithTimeout(context.Background(), StopTimeout)
-		defer cancel()
-		srv.Stop(stopCtx)
-		return nil
-	case err := <-srv.Err():
-		markStopping()
-		stopCtx, cancel := context.WithTimeout(context.Background(), StopTimeout)
-		defer cancel()
-		srv.Stop(stopCtx)
-		return fmt.Errorf("etcd failed: %w", err)
-	case <-srv.Stopped():
-		markStopping()
-		if _, err := os.Stat(DrainMarker(c)); err == nil {
-			if cl, ok := mgr.Peers.(io.Closer); ok {
-				cl.Close() // drain deregisters this member; there is no check left to refresh
+func stopping() (bool, string) { return false, "etcd is stopping" }
+
+// markStopping tells consul and /health that etcd is going away.
+func (r *run) markStopping() {
+	r.setHealth(stopping)
+	r.met.EtcdStopping("etcd is stopping")
+}
+
+// stop stops etcd gracefully, hard after StopTimeout.
+func (r *run) stop(srv *etcdserver.Server) {
+	r.markStopping()
+	stopCtx, cancel := context.WithTimeout(context.Background(), StopTimeout)
+	defer cancel()
+	srv.Stop(stopCtx)
+}
+
+// supervise waits for a stop signal, etcd failing or stopping, or (for a member that created or joined a cluster
+// without client writes in this start) the decision to step down.
+func (r *run) supervise(ctx context.Context, st *membership.Start, srv *etcdserver.Server) (bool, error) {
+	wctx, cancelWatch := context.WithCancel(ctx)
+	defer cancelWatch()
+	watch := r.mgr.WatchNewCluster(wctx, st, srv)
+	for {
+		select {
+		case d, ok := <-watch:
+			if !ok {
+				watch = nil
+				continue
 			}
-			lg.Info("etcd stopped after drain removed this member; staying stopped until monit stops the job",
-				zap.String("reason", "the instance is being deleted"))
-			<-ctx.Done()
-			return nil
+			r.lg.Warn("stepping down from a cluster without client writes", zap.String("reason", d.Reason))
+			r.stop(srv)
+			if err := r.mgr.StepDown(d); err != nil {
+				return false, err
+			}
+			return true, nil
+		case <-ctx.Done():
+			r.lg.Info("stopping etcd", zap.String("reason", "received a stop signal"))
+			r.stop(srv)
+			return false, nil
+		case err := <-srv.Err():
+			r.stop(srv)
+			return false, fmt.Errorf("etcd failed: %w", err)
+		case <-srv.Stopped():
+			return false, r.stoppedOnItsOwn(ctx, srv)
 		}
-		stopCtx, cancel := context.WithTimeout(context.Background(), StopTimeout)
-		defer cancel()
-		srv.Stop(stopCtx)
-		return fmt.Errorf("etcd stopped on its own (most likely %w); exiting so that monit restarts etcd_ctl, which moves the old data aside and rejoins", ErrRemoved)
 	}
+}
+
+// stoppedOnItsOwn handles etcd stopping without being asked: after drain removed this member it stays stopped
+// until monit stops the job; otherwise etcd_ctl exits so that monit restarts it and it decides again.
+func (r *run) stoppedOnItsOwn(ctx context.Context, srv *etcdserver.Server) error {
+	r.markStopping()
+	if _, err := os.Stat(DrainMarker(r.c)); err == nil {
+		if cl, ok := r.mgr.Peers.(io.Closer); ok {
+			cl.Close() // drain deregisters this member; there is no check left to refresh
+		}
+		r.lg.Info("etcd stopped after drain removed this member; staying stopped until monit stops the job",
+			zap.String("reason", "the instance is being deleted"))
+		<-ctx.Done()
+		return nil
+	}
+	r.stop(srv)
+	return fmt.Errorf("etcd stopped on its own (most likely %w); exiting so that monit restarts etcd_ctl, which moves the old data aside and rejoins", ErrRemoved)
 }
 
 // etcdHealth reports the embedded server as passing while it is a voting member that sees a leader.
