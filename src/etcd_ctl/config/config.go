@@ -89,6 +89,14 @@ type Properties struct {
 	// Consul holds the etcd.consul.* properties: register with the colocated consul agent and resolve members
 	// through consul DNS.
 	Consul ConsulProperties `json:"consul"`
+
+	// Keyspace maintenance (see config/maintenance.go and the maintenance package).
+	// AutoCompactionMode and AutoCompactionRetention are etcd's --auto-compaction-mode/-retention.
+	AutoCompactionMode      string `json:"auto_compaction_mode"`
+	AutoCompactionRetention string `json:"auto_compaction_retention"`
+	// EnableCorruptionChecks turns on etcd's InitialCorruptCheck and CompactHashCheck feature gates.
+	EnableCorruptionChecks bool                  `json:"enable_corruption_checks"`
+	Maintenance            MaintenanceProperties `json:"maintenance"`
 }
 
 // ConsulProperties are the `etcd.consul.*` job properties.
@@ -235,6 +243,10 @@ func DefaultProperties() Properties {
 			WaitTimeoutInSeconds: 300,
 			CheckTTLInSeconds:    30,
 		},
+		AutoCompactionMode:      CompactionPeriodic,
+		AutoCompactionRetention: "5m",
+		EnableCorruptionChecks:  true,
+		Maintenance:             DefaultMaintenance(),
 	}
 }
 

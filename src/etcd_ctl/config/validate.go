@@ -78,6 +78,7 @@ func (c *Config) Validate(now time.Time) (warnings []string, err error) {
 	if e.Consul.Enabled {
 		c.validateConsul(add)
 	}
+	warnings = append(warnings, c.validateMaintenance(add)...)
 	if c.Paths.DataDir == "" {
 		add("paths.data_dir", "is empty")
 	}

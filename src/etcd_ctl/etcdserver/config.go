@@ -78,6 +78,9 @@ func BuildConfig(c *config.Config, plan Plan) (*embed.Config, error) {
 	if e.EnableDebugLogging {
 		cfg.LogLevel = "debug"
 	}
+	if err := setMaintenance(cfg, e); err != nil {
+		return nil, err
+	}
 
 	var err error
 	if cfg.ListenClientUrls, err = urls(fmt.Sprintf("%s://%s:%d", e.ClientScheme(), e.ClientIP, e.ClientPort)); err != nil {
@@ -156,6 +159,10 @@ func Flags(cfg *embed.Config) []string {
 	}
 	if cfg.QuotaBackendBytes > 0 {
 		f = append(f, fmt.Sprintf("--quota-backend-bytes=%d", cfg.QuotaBackendBytes))
+	}
+	f = append(f, "--auto-compaction-mode="+cfg.AutoCompactionMode, "--auto-compaction-retention="+cfg.AutoCompactionRetention)
+	if gates := enabledGates(cfg); gates != "" {
+		f = append(f, "--feature-gates="+gates)
 	}
 	if cfg.LogLevel != "" && cfg.LogLevel != "info" {
 		f = append(f, "--log-level="+cfg.LogLevel)
