@@ -1,0 +1,74 @@
+package maintenance
+
+import (
+	"fmt"
+	"sort"
+)
+
+// Recovery is what one NOSPACE recovery has done so far (kept by the caller between steps).
+type Recovery struct {
+	// CompactedAt is the revision this recovery compacted to (0: not yet).
+	CompactedAt int64
+	// Defragmented are the members this recovery defragmented.
+	Defragmented map[uint64]bool
+}
+
+// DisarmLimit is the db file size below which every member must be before the alarm is disarmed.
+func DisarmLimit(th Thresholds) int64 { return int64(th.DisarmRatio * float64(th.Quota)) }
+
+// NextRecovery is the next step of NOSPACE recovery: compact to the current revision, then defragment every
+// answering member above the disarm limit one at a time (leadership moved away first), then disarm. It does not
+// require a quorum without the member (see the package doc); a member that does not answer is skipped, since its
+// size is unknown and a member that answers nothing cannot take writes either.
+func NextRecovery(c Cluster, th Thresholds, r Recovery) Step {
+	if !c.Nospace() {
+		return Step{Action: None, Reason: "no NOSPACE alarm is raised"}
+	}
+	if c.Revision > r.CompactedAt {
+		return Step{Action: Compact, Revision: c.Revision, Reason: fmt.Sprintf(
+			"the NOSPACE alarm is raised; compacting to the current revision %d drops every old revision", c.Revision)}
+	}
+	limit := DisarmLimit(th)
+	ms := append([]Member(nil), c.Members...)
+	sort.Slice(ms, func(i, j int) bool { return ms[i].ID < ms[j].ID })
+	for _, m := range ms {
+		if !m.Answering || m.DBSize < limit {
+			continue
+		}
+		if m.InUse >= limit {
+			return Step{Action: Blocked, Target: m, Reason: fmt.Sprintf("member %s holds %s of live data after compaction, above %s (etcd.maintenance.nospace_disarm_ratio × quota); "+
+				"defragmenting cannot help: raise etcd.quota_backend_bytes or delete keys, then run etcd_ctl defrag", m.Name, Bytes(m.InUse), Bytes(limit))}
+		}
+		if r.Defragmented[m.ID] {
+			return Step{Action: Blocked, Target: m, Reason: fmt.Sprintf("member %s's db file is still %s after defragmentation, above %s; raise etcd.quota_backend_bytes",
+				m.Name, Bytes(m.DBSize), Bytes(limit))}
+		}
+		return moveOrDefrag(c, m, fmt.Sprintf("NOSPACE recovery: member %s's db file is %s, above the disarm limit %s; %s are in use",
+			m.Name, Bytes(m.DBSize), Bytes(limit), Bytes(m.InUse)))
+	}
+	return Step{Action: Disarm, Reason: fmt.Sprintf("every answering member's db file is below %s (etcd.maintenance.nospace_disarm_ratio × quota)", Bytes(limit))}
+}
+
+// QuotaWarning returns a warning when m's db file is above the warning share of the quota, else "".
+func QuotaWarning(m Member, th Thresholds) string {
+	if !m.Answering || th.Quota <= 0 || float64(m.DBSize) < th.WarnRatio*float64(th.Quota) {
+		return ""
+	}
+	return fmt.Sprintf("member %s's db file is %s, %.0f%% of the %s quota (etcd.quota_backend_bytes); %s are in use. "+
+		"At the quota etcd raises the NOSPACE alarm and refuses writes", m.Name, Bytes(m.DBSize),
+		100*float64(m.DBSize)/float64(th.Quota), Bytes(th.Quota), Bytes(m.InUse))
+}
+
+// Bytes formats n in binary units.
+func Bytes(n int64) string {
+	const unit = 1024
+	if n < unit && n > -unit {
+		return fmt.Sprintf("%d B", n)
+	}
+	div, exp := int64(unit), 0
+	for v := n / unit; v >= unit || v <= -unit; v /= unit {
+		div *= unit
+		exp++
+	}
+	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
+}
