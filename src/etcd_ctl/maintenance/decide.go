@@ -203,3 +203,19 @@ func NextDefrag(c Cluster, th Thresholds) Step {
 	}
 	return Step{Action: None, Reason: "no member is fragmented enough to defragment"}
 }
+
+// OperatorDefrag is the step for an operator's request to defragment member id now, whatever its fragmentation:
+// skipped when it does not answer or the other voters are not a healthy quorum; a leader hands over first.
+func OperatorDefrag(c Cluster, id uint64) Step {
+	m, ok := c.Member(id)
+	if !ok {
+		return Step{Action: None, Reason: fmt.Sprintf("member %x is no longer in the cluster", id)}
+	}
+	if !m.Answering {
+		return Step{Action: None, Target: m, Reason: fmt.Sprintf("member %s does not answer (%s)", m.Name, m.Err)}
+	}
+	if q, why := QuorumWithout(c, m.ID); !q && !m.Learner {
+		return Step{Action: None, Target: m, Reason: fmt.Sprintf("defragmenting member %s would stall it while %s", m.Name, why)}
+	}
+	return moveOrDefrag(c, m, fmt.Sprintf("operator request (etcd_ctl defrag): member %s's db file is %s, %s in use", m.Name, Bytes(m.DBSize), Bytes(m.InUse)))
+}

@@ -155,3 +155,11 @@ func TestBytes(t *testing.T) {
 		require.Equal(t, want, Bytes(n))
 	}
 }
+
+func TestCompactTarget(t *testing.T) {
+	for _, tc := range []struct{ current, keep, want int64 }{
+		{100, 0, 100}, {100, 10, 90}, {100, 98, 2}, {100, 99, 0}, {100, 200, 0}, {1, 0, 0}, {100, -5, 100},
+	} {
+		require.Equal(t, tc.want, CompactTarget(tc.current, tc.keep), "%+v", tc)
+	}
+}

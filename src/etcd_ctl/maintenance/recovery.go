@@ -3,6 +3,7 @@ package maintenance
 import (
 	"fmt"
 	"sort"
+	"time"
 )
 
 // Recovery is what one NOSPACE recovery has done so far (kept by the caller between steps).
@@ -71,4 +72,10 @@ func Bytes(n int64) string {
 		exp++
 	}
 	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
+}
+
+func errNospaceRaised(timeout time.Duration) error {
+	return fmt.Errorf("the cluster's NOSPACE alarm is still raised after %s: etcd refuses writes, the membership lock's included. "+
+		"Check etcd_ctl status on a member (alarms, db sizes) and its log for \"NOSPACE recovery cannot continue\"; "+
+		"with etcd.maintenance.enabled false run etcd_ctl defrag on a member", timeout)
 }

@@ -16,6 +16,7 @@ import (
 
 	"github.com/etcd-release/etcd-release/src/etcd_ctl/config"
 	"github.com/etcd-release/etcd-release/src/etcd_ctl/etcdserver"
+	"github.com/etcd-release/etcd-release/src/etcd_ctl/maintenance"
 	"github.com/etcd-release/etcd-release/src/etcd_ctl/membership"
 	"github.com/etcd-release/etcd-release/src/etcd_ctl/peers"
 )
@@ -96,10 +97,13 @@ func Run(ctx context.Context, c *config.Config, lg *zap.Logger) error {
 		return err
 	}
 	lg.Info("member is running", zap.String("kind", st.Kind), zap.String("member-id", srv.Etcd().Server.MemberID().String()))
+	stopMaintenance := startMaintenance(ctx, c, srv, lg)
+	defer stopMaintenance()
 
 	select {
 	case <-ctx.Done():
 		setHealth(stopping)
+		stopMaintenance()
 		lg.Info("stopping etcd", zap.String("reason", "received a stop signal"))
 		stopCtx, cancel := context.WithTimeout(context.Background(), StopTimeout)
 		defer cancel()
@@ -107,12 +111,14 @@ func Run(ctx context.Context, c *config.Config, lg *zap.Logger) error {
 		return nil
 	case err := <-srv.Err():
 		setHealth(stopping)
+		stopMaintenance()
 		stopCtx, cancel := context.WithTimeout(context.Background(), StopTimeout)
 		defer cancel()
 		srv.Stop(stopCtx)
 		return fmt.Errorf("etcd failed: %w", err)
 	case <-srv.Stopped():
 		setHealth(stopping)
+		stopMaintenance()
 		if _, err := os.Stat(DrainMarker(c)); err == nil {
 			if cl, ok := mgr.Peers.(io.Closer); ok {
 				cl.Close() // drain deregisters this member; there is no check left to refresh
@@ -124,6 +130,30 @@ func Run(ctx context.Context, c *config.Config, lg *zap.Logger) error {
 		}
 		srv.Stop(context.Background())
 		return fmt.Errorf("etcd stopped on its own (most likely %w); exiting so that monit restarts etcd_ctl, which moves the old data aside and rejoins", ErrRemoved)
+	}
+}
+
+// MaintenanceHooks, when set before Run, observe the maintenance loop (compactions, defragmentations, disarms).
+var MaintenanceHooks maintenance.Hooks
+
+// startMaintenance runs the maintenance loop (with etcd.maintenance.enabled) and returns its stop function, which
+// waits for the loop to finish its step (an interrupted defragmentation is aborted by its context) and may be
+// called more than once.
+func startMaintenance(ctx context.Context, c *config.Config, srv *etcdserver.Server, lg *zap.Logger) func() {
+	if !c.Etcd.Maintenance.Enabled {
+		lg.Info("maintenance loop not started", zap.String("reason", "etcd.maintenance.enabled is false"))
+		return func() {}
+	}
+	mctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	loop := &maintenance.Loop{Config: c, SelfID: uint64(srv.Etcd().Server.MemberID()), Log: lg.Named("maintenance"), Hooks: MaintenanceHooks}
+	go func() {
+		defer close(done)
+		loop.Run(mctx)
+	}()
+	return func() {
+		cancel()
+		<-done
 	}
 }
 
