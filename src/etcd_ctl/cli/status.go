@@ -39,6 +39,7 @@ func newStatusCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
+			r.AddMaintenance(c)
 			if c.Etcd.Consul.Enabled {
 				r.AddConsul(ctx, peers.NewConsul(c, zap.NewNop(), false))
 			}
