@@ -45,19 +45,33 @@ type churn struct {
 	done                 chan struct{}
 }
 
-// startChurn runs the churn in the background until ctx ends (or, with stopOnFailure, the first failed put).
-func startChurn(ctx context.Context, cli *clientv3.Client, prefix string, keys, size int, stopOnFailure bool) *churn {
+// startChurn runs the churn in the background, at most rate puts per second (0: as fast as one put at a time
+// goes), until ctx ends (or, with stopOnFailure, the first failed put).
+func startChurn(ctx context.Context, cli *clientv3.Client, prefix string, keys, size, rate int, stopOnFailure bool) *churn {
 	ch := &churn{errs: map[string]int{}, last: map[string]string{}, done: make(chan struct{})}
 	go func() {
 		defer close(ch.done)
-		ch.run(ctx, cli, prefix, keys, size, stopOnFailure)
+		ch.run(ctx, cli, prefix, keys, size, rate, stopOnFailure)
 	}()
 	return ch
 }
 
-func (ch *churn) run(ctx context.Context, cli *clientv3.Client, prefix string, keys, size int, stopOnFailure bool) {
+func (ch *churn) run(ctx context.Context, cli *clientv3.Client, prefix string, keys, size, rate int, stopOnFailure bool) {
 	pad := strings.Repeat("x", size)
+	var tick <-chan time.Time
+	if rate > 0 {
+		t := time.NewTicker(time.Second / time.Duration(rate))
+		defer t.Stop()
+		tick = t.C
+	}
 	for n := 0; ctx.Err() == nil; n++ {
+		if tick != nil {
+			select {
+			case <-ctx.Done():
+				return
+			case <-tick:
+			}
+		}
 		key := fmt.Sprintf("%s/%d", prefix, n%keys)
 		tag := fmt.Sprintf("%d|", n)
 		pctx, cancel := context.WithTimeout(ctx, 10*time.Second)
@@ -159,12 +173,13 @@ func TestChurnAgainstASmallQuotaNeverRaisesNospace(t *testing.T) {
 	c := newCluster(t, 3, withMaintenance(32*mib, "2s", func(m *config.MaintenanceProperties) { m.DefragMinDBSizeBytes = 8 * mib }))
 	c.startAll(3)
 	cli := c.client()
-	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 150*time.Second)
 	defer cancel()
 	wait := c.sampleSizes(ctx, 3, 5*time.Second)
 	wctx, wcancel := context.WithCancel(ctx)
 	defer wcancel()
-	ch := startChurn(wctx, cli, "/churn", 20, 64<<10, false)
+	// 40 puts/s × 64 KiB = 2.5 MiB/s: a compaction every 2 s keeps a few seconds of history, well under the quota.
+	ch := startChurn(wctx, cli, "/churn", 20, 64<<10, 40, false)
 	// Stop once 4× the quota has been written (or at the timeout).
 	for ctx.Err() == nil && ch.bytes.Load() < 4*32*mib {
 		time.Sleep(time.Second)
@@ -198,7 +213,7 @@ func TestNospaceIsRecoveredAutomaticallyWhileAWipedMemberRejoins(t *testing.T) {
 	cli := c.client(0, 1)
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	ch := startChurn(ctx, cli, "/one-key", 1, 100<<10, true)
+	ch := startChurn(ctx, cli, "/one-key", 1, 100<<10, 0, true)
 	<-ch.done
 	t.Logf("%d puts of one 100 KiB key acknowledged before the first failure: %v", ch.acked.Load(), ch.errs)
 	require.Equal(t, int64(1), ch.failed.Load())
