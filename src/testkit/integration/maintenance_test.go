@@ -222,7 +222,9 @@ func TestNospaceIsRecoveredAutomaticallyWhileAWipedMemberRejoins(t *testing.T) {
 	c.stop(2)
 	c.wipe(2)
 	c.start(2)
-	require.Eventually(t, func() bool { return len(c.logLines(2, "waiting for the cluster to clear its NOSPACE alarm")) > 0 || len(alarms(t, cli)) == 0 },
+	require.Eventually(t, func() bool {
+		return len(c.logLines(2, "waiting for the cluster to clear its NOSPACE alarm")) > 0 || len(alarms(t, cli)) == 0
+	},
 		time.Minute, 200*time.Millisecond, "the joiner neither waited for the alarm nor found it cleared")
 	require.Eventually(t, func() bool { return len(alarms(t, cli)) == 0 }, 2*time.Minute, time.Second, "the NOSPACE alarm was never disarmed")
 	c.waitReady(2, 3*time.Minute)
