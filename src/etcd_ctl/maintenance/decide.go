@@ -219,3 +219,25 @@ func OperatorDefrag(c Cluster, id uint64) Step {
 	}
 	return moveOrDefrag(c, m, fmt.Sprintf("operator request (etcd_ctl defrag): member %s's db file is %s, %s in use", m.Name, Bytes(m.DBSize), Bytes(m.InUse)))
 }
+
+// EarlyCompaction compacts to the current revision before the quota is reached: when a member's db file is above
+// the warning share of the quota and mostly in use, defragmenting cannot help, and the only data that can go is
+// history automatic compaction still keeps (etcd.auto_compaction_retention). The NOSPACE alarm would drop that
+// history too (recovery compacts to the current revision) after refusing writes, so dropping it first costs
+// watchers nothing more and clients nothing at all. compactedAt is the revision of the last early compaction;
+// nothing is done until the revision moved past it.
+func EarlyCompaction(c Cluster, th Thresholds, compactedAt int64) Step {
+	if c.Nospace() || c.Revision <= compactedAt {
+		return Step{Action: None}
+	}
+	for _, m := range c.Members {
+		if !m.Answering || float64(m.DBSize) < th.WarnRatio*float64(th.Quota) || InUseRatio(m) <= th.MaxInUseRatio {
+			continue
+		}
+		return Step{Action: Compact, Revision: c.Revision, Target: m, Reason: fmt.Sprintf(
+			"member %s's db file is %s, %.0f%% of the %s quota, and %.0f%% of it is in use, so defragmenting alone cannot help; "+
+				"compacting to the current revision %d ahead of automatic compaction avoids the NOSPACE alarm", m.Name, Bytes(m.DBSize),
+			100*float64(m.DBSize)/float64(th.Quota), Bytes(th.Quota), 100*InUseRatio(m), c.Revision)}
+	}
+	return Step{Action: None}
+}

@@ -163,3 +163,31 @@ func TestCompactTarget(t *testing.T) {
 		require.Equal(t, tc.want, CompactTarget(tc.current, tc.keep), "%+v", tc)
 	}
 }
+
+func TestEarlyCompaction(t *testing.T) {
+	nospace := []Alarm{{MemberID: 1, Type: "NOSPACE"}}
+	cases := []struct {
+		name        string
+		c           Cluster
+		compactedAt int64
+		action      Action
+		why         string
+	}{
+		{"far from the quota", Cluster{Members: []Member{mem(1, 50, 45)}, Revision: 9}, 0, None, ""},
+		{"near the quota, mostly in use", Cluster{Members: []Member{mem(1, 10, 9), mem(2, 85, 80)}, Revision: 9}, 0, Compact, "member b's db file is 85.0 MiB, 85% of the 100.0 MiB quota, and 94% of it is in use"},
+		{"near the quota, mostly free: defragmenting helps", Cluster{Members: []Member{mem(1, 85, 20)}, Revision: 9}, 0, None, ""},
+		{"already compacted at this revision", Cluster{Members: []Member{mem(1, 85, 80)}, Revision: 9}, 9, None, ""},
+		{"NOSPACE: recovery's job", Cluster{Members: []Member{mem(1, 99, 98)}, Revision: 9, Alarms: nospace}, 0, None, ""},
+		{"unknown sizes", Cluster{Members: []Member{down(mem(1, 0, 0))}, Revision: 9}, 0, None, ""},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			s := EarlyCompaction(tc.c, th, tc.compactedAt)
+			require.Equal(t, tc.action, s.Action, s.Reason)
+			require.Contains(t, s.Reason, tc.why)
+			if s.Action == Compact {
+				require.Equal(t, tc.c.Revision, s.Revision)
+			}
+		})
+	}
+}

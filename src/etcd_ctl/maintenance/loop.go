@@ -58,6 +58,8 @@ type Loop struct {
 	Log    *zap.Logger
 	Hooks  Hooks
 	state  State
+	// compactedAt is the revision of the last early compaction (see EarlyCompaction).
+	compactedAt int64
 }
 
 // Run checks the cluster every etcd.maintenance.check_interval_in_seconds until ctx ends.
@@ -115,6 +117,12 @@ func (l *Loop) Tick(ctx context.Context) {
 		l.Log.Warn("the NOSPACE alarm is raised; recovering", zap.String("reason", "etcd refuses writes until the alarm is disarmed"))
 		s, err = r.Recover(ctx)
 	} else {
+		if ec := EarlyCompaction(c, ThresholdsFrom(l.Config.Etcd), l.compactedAt); ec.Action == Compact {
+			if err := r.execute(ctx, ec, nil, c); err != nil {
+				l.fail("early compaction", err)
+			}
+			l.compactedAt = ec.Revision
+		}
 		s, err = r.DefragNext(ctx)
 		if errors.Is(err, ErrLocked) {
 			s, err = Step{Action: None, Reason: err.Error()}, nil
