@@ -34,6 +34,9 @@ type MaintenanceProperties struct {
 	// QuotaWarningRatio: above this share of the quota etcd_ctl warns, and defragments regardless of the
 	// minimum size when at least half the file is free.
 	QuotaWarningRatio float64 `json:"quota_warning_ratio"`
+	// CompactNearQuota: compact to the current revision when a db file is above QuotaWarningRatio and mostly in use
+	// (see maintenance.EarlyCompaction), rather than keep the retention's history until NOSPACE.
+	CompactNearQuota bool `json:"compact_near_quota"`
 	// NospaceDisarmRatio: the NOSPACE alarm is disarmed once every member's db file is below this share of the
 	// quota (after compaction and defragmentation); above it the alarm would be raised again at once.
 	NospaceDisarmRatio float64 `json:"nospace_disarm_ratio"`
@@ -60,6 +63,7 @@ func DefaultMaintenance() MaintenanceProperties {
 		DefragMinDBSizeBytes:   100 << 20,
 		DefragMaxInUseRatio:    0.5,
 		QuotaWarningRatio:      0.8,
+		CompactNearQuota:       true,
 		NospaceDisarmRatio:     0.8,
 	}
 }

@@ -117,7 +117,7 @@ func (l *Loop) Tick(ctx context.Context) {
 		l.Log.Warn("the NOSPACE alarm is raised; recovering", zap.String("reason", "etcd refuses writes until the alarm is disarmed"))
 		s, err = r.Recover(ctx)
 	} else {
-		if ec := EarlyCompaction(c, ThresholdsFrom(l.Config.Etcd), l.compactedAt); ec.Action == Compact {
+		if ec := EarlyCompaction(c, ThresholdsFrom(l.Config.Etcd), l.compactedAt); ec.Action == Compact && l.Config.Etcd.Maintenance.CompactNearQuota {
 			if err := r.execute(ctx, ec, nil, c); err != nil {
 				l.fail("early compaction", err)
 			}
