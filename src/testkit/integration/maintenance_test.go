@@ -283,9 +283,13 @@ func TestClusterWideDefragUnderLoadLosesNoWrite(t *testing.T) {
 	<-done
 	res := w.Stop()
 	c.requireNoLoss("/defrag-load", res)
-	require.Zero(t, res.Failed, "writes failed during the defragmentation: %v", res.Errors)
 	require.Equal(t, 3, strings.Count(out, "(reclaimed "), "every member defragmented once")
-	require.Contains(t, out, "moved leadership away before defragmenting", "the leader is never defragmented")
+	moves := strings.Count(out, "moved leadership away before defragmenting")
+	require.GreaterOrEqual(t, moves, 1, "the leader is never defragmented")
+	// A leadership transfer makes etcd drop a proposal in flight (on the old leader, or forwarded to it), which
+	// the writer sees as one failed write (never applied: the read-back and porcupine still hold). The
+	// defragmentation itself must fail nothing.
+	require.LessOrEqual(t, res.Failed, moves, "writes failed beyond one per leadership transfer: %v", res.Errors)
 	lines := c.logLinesAll(3, `"defragmented member"`)
 	require.Empty(t, lines, "the loop is disabled; only the command defragments")
 	require.Equal(t, porcupine.Ok, linearizability.Check(rec.Ops(), time.Minute))
