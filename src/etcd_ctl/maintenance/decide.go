@@ -3,6 +3,7 @@ package maintenance
 import (
 	"fmt"
 	"sort"
+	"time"
 
 	"github.com/etcd-release/etcd-release/src/etcd_ctl/config"
 )
@@ -240,4 +241,23 @@ func EarlyCompaction(c Cluster, th Thresholds, compactedAt int64) Step {
 			100*float64(m.DBSize)/float64(th.Quota), Bytes(th.Quota), 100*InUseRatio(m), c.Revision)}
 	}
 	return Step{Action: None}
+}
+
+// NextCheck is how long the loop waits before its next check: etcd.maintenance.check_interval_in_seconds, but a
+// fifth of it (at least a second) while the NOSPACE alarm is raised or a member's db file is above half the
+// quota, where a churning keyspace can reach the quota within one ordinary interval.
+func NextCheck(c Cluster, th Thresholds, base time.Duration) time.Duration {
+	fast := max(base/5, time.Second)
+	if fast >= base {
+		return base
+	}
+	if c.Nospace() {
+		return fast
+	}
+	for _, m := range c.Members {
+		if m.Answering && m.DBSize*2 >= th.Quota {
+			return fast
+		}
+	}
+	return base
 }

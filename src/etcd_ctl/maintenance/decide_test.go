@@ -2,6 +2,7 @@ package maintenance
 
 import (
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 )
@@ -128,8 +129,8 @@ func TestNextRecovery(t *testing.T) {
 			Recovery{CompactedAt: 10}, Defrag, 1, 0, 0, ""},
 		{"lone leader cannot be defragmented", Cluster{Members: []Member{leader(mem(1, 99, 1)), down(mem(2, 0, 0)), down(mem(3, 0, 0))}, Revision: 10, Alarms: nospace},
 			Recovery{CompactedAt: 10}, Blocked, 1, 0, 0, "no other healthy voter"},
-		{"live data too big", Cluster{Members: []Member{mem(1, 99, 90)}, Revision: 10, Alarms: nospace}, Recovery{CompactedAt: 10}, Blocked, 1, 0, 0, "raise etcd.quota_backend_bytes or delete keys"},
-		{"defrag did not help", Cluster{Members: []Member{mem(1, 99, 1)}, Revision: 10, Alarms: nospace}, Recovery{CompactedAt: 10, Defragmented: map[uint64]bool{1: true}}, Blocked, 1, 0, 0, "still"},
+		{"in use looks too big: defragment anyway", Cluster{Members: []Member{mem(1, 99, 90), leader(mem(2, 10, 1))}, Revision: 10, Alarms: nospace}, Recovery{CompactedAt: 10}, Defrag, 1, 0, 0, "90.0 MiB are in use"},
+		{"still too big after defrag: live data", Cluster{Members: []Member{mem(1, 90, 90)}, Revision: 10, Alarms: nospace}, Recovery{CompactedAt: 10, Defragmented: map[uint64]bool{1: true}}, Blocked, 1, 0, 0, "raise etcd.quota_backend_bytes or delete keys"},
 		{"all below: disarm", Cluster{Members: []Member{mem(1, 10, 1), mem(2, 79, 1), down(mem(3, 0, 0))}, Revision: 10, Alarms: nospace}, Recovery{CompactedAt: 10}, Disarm, 0, 0, 0, "below 80.0 MiB"},
 	}
 	for _, tc := range cases {
@@ -188,6 +189,27 @@ func TestEarlyCompaction(t *testing.T) {
 			if s.Action == Compact {
 				require.Equal(t, tc.c.Revision, s.Revision)
 			}
+		})
+	}
+}
+
+func TestNextCheck(t *testing.T) {
+	nospace := []Alarm{{MemberID: 1, Type: "NOSPACE"}}
+	for _, tc := range []struct {
+		name string
+		c    Cluster
+		base time.Duration
+		want time.Duration
+	}{
+		{"small dbs", Cluster{Members: []Member{mem(1, 10, 5), mem(2, 49, 40)}}, time.Minute, time.Minute},
+		{"a db at half the quota", Cluster{Members: []Member{mem(1, 10, 5), mem(2, 50, 40)}}, time.Minute, 12 * time.Second},
+		{"NOSPACE", Cluster{Members: []Member{mem(1, 10, 5)}, Alarms: nospace}, time.Minute, 12 * time.Second},
+		{"at least a second", Cluster{Alarms: nospace}, 2 * time.Second, time.Second},
+		{"never slower than the base", Cluster{Alarms: nospace}, time.Second, time.Second},
+		{"unknown sizes", Cluster{Members: []Member{down(mem(1, 0, 0))}}, time.Minute, time.Minute},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			require.Equal(t, tc.want, NextCheck(tc.c, th, tc.base))
 		})
 	}
 }

@@ -60,6 +60,10 @@ type Loop struct {
 	state  State
 	// compactedAt is the revision of the last early compaction (see EarlyCompaction).
 	compactedAt int64
+	// recovery is the NOSPACE recovery in progress (nil while no alarm is raised).
+	recovery *Recovery
+	// next is when the next check runs (see NextCheck).
+	next time.Duration
 }
 
 // Run checks the cluster every etcd.maintenance.check_interval_in_seconds until ctx ends.
@@ -67,13 +71,12 @@ func (l *Loop) Run(ctx context.Context) {
 	iv := l.Config.Etcd.Maintenance.CheckInterval()
 	l.Log.Info("maintenance loop started", zap.Duration("interval", iv), zap.String("lock", LockKey),
 		zap.String("reason", "etcd.maintenance.enabled is true"))
-	t := time.NewTicker(iv)
-	defer t.Stop()
+	l.next = iv
 	for {
 		select {
 		case <-ctx.Done():
 			return
-		case <-t.C:
+		case <-time.After(l.next):
 			l.Tick(ctx)
 		}
 	}
@@ -98,6 +101,10 @@ func (l *Loop) Tick(ctx context.Context) {
 	}
 	l.warnQuota(c)
 	l.state.Nospace = c.Nospace()
+	l.next = NextCheck(c, ThresholdsFrom(l.Config.Etcd), l.Config.Etcd.Maintenance.CheckInterval())
+	if !c.Nospace() {
+		l.recovery = nil
+	}
 	coord, ok := Coordinator(c)
 	cm, _ := c.Member(coord)
 	l.state.Coordinator, l.state.Acting = cm.Name, ok && coord == l.SelfID
@@ -115,7 +122,10 @@ func (l *Loop) Tick(ctx context.Context) {
 	var s Step
 	if c.Nospace() {
 		l.Log.Warn("the NOSPACE alarm is raised; recovering", zap.String("reason", "etcd refuses writes until the alarm is disarmed"))
-		s, err = r.Recover(ctx)
+		if l.recovery == nil {
+			l.recovery = &Recovery{}
+		}
+		s, err = r.Recover(ctx, l.recovery)
 	} else {
 		if ec := EarlyCompaction(c, ThresholdsFrom(l.Config.Etcd), l.compactedAt); ec.Action == Compact && l.Config.Etcd.Maintenance.CompactNearQuota {
 			if err := r.execute(ctx, ec, nil, c); err != nil {

@@ -18,7 +18,8 @@ type Recovery struct {
 func DisarmLimit(th Thresholds) int64 { return int64(th.DisarmRatio * float64(th.Quota)) }
 
 // NextRecovery is the next step of NOSPACE recovery: compact to the current revision, then defragment every
-// answering member above the disarm limit one at a time (leadership moved away first), then disarm. It does not
+// answering member above the disarm limit one at a time (leadership moved away first), then disarm; a member
+// still above the limit after its defragmentation blocks the recovery. It does not
 // require a quorum without the member (see the package doc); a member that does not answer is skipped, since its
 // size is unknown and a member that answers nothing cannot take writes either.
 func NextRecovery(c Cluster, th Thresholds, r Recovery) Step {
@@ -36,12 +37,11 @@ func NextRecovery(c Cluster, th Thresholds, r Recovery) Step {
 		if !m.Answering || m.DBSize < limit {
 			continue
 		}
-		if m.InUse >= limit {
-			return Step{Action: Blocked, Target: m, Reason: fmt.Sprintf("member %s holds %s of live data after compaction, above %s (etcd.maintenance.nospace_disarm_ratio × quota); "+
-				"defragmenting cannot help: raise etcd.quota_backend_bytes or delete keys, then run etcd_ctl defrag", m.Name, Bytes(m.InUse), Bytes(limit))}
-		}
+		// The in-use size is not trusted to judge the live data: right after a compaction a member may still count
+		// pages freed under a read transaction as in use; only a defragmented file's size is the live data.
 		if r.Defragmented[m.ID] {
-			return Step{Action: Blocked, Target: m, Reason: fmt.Sprintf("member %s's db file is still %s after defragmentation, above %s; raise etcd.quota_backend_bytes",
+			return Step{Action: Blocked, Target: m, Reason: fmt.Sprintf("member %s's db file is still %s after compaction and defragmentation, above %s "+
+				"(etcd.maintenance.nospace_disarm_ratio × quota): the live data itself is too big; raise etcd.quota_backend_bytes or delete keys, then run etcd_ctl defrag",
 				m.Name, Bytes(m.DBSize), Bytes(limit))}
 		}
 		return moveOrDefrag(c, m, fmt.Sprintf("NOSPACE recovery: member %s's db file is %s, above the disarm limit %s; %s are in use",

@@ -87,16 +87,23 @@ func (r *Runner) execute(ctx context.Context, s Step, rec *Recovery, c Cluster) 
 }
 
 // Recover runs NOSPACE recovery until the alarm is disarmed, nothing is left to do, or a step is blocked; it
-// returns the last step. It takes no lock (with the alarm raised, the lock's write would fail).
-func (r *Runner) Recover(ctx context.Context) (Step, error) {
+// returns the last step. It takes no lock (with the alarm raised, the lock's write would fail). rec carries what
+// earlier attempts of the same recovery did (nil: start afresh), so a blocked member is not defragmented again
+// at every check.
+func (r *Runner) Recover(ctx context.Context, rec *Recovery) (Step, error) {
 	th := ThresholdsFrom(r.Config.Etcd)
-	rec := Recovery{Defragmented: map[uint64]bool{}}
+	if rec == nil {
+		rec = &Recovery{}
+	}
+	if rec.Defragmented == nil {
+		rec.Defragmented = map[uint64]bool{}
+	}
 	for i := 0; i < 32; i++ {
 		c, err := Gather(ctx, r.Client)
 		if err != nil {
 			return Step{}, err
 		}
-		s := NextRecovery(c, th, rec)
+		s := NextRecovery(c, th, *rec)
 		switch s.Action {
 		case None:
 			return s, nil
@@ -104,7 +111,7 @@ func (r *Runner) Recover(ctx context.Context) (Step, error) {
 			r.Log.Warn("NOSPACE recovery cannot continue", zap.String("reason", s.Reason))
 			return s, nil
 		}
-		if err := r.execute(ctx, s, &rec, c); err != nil {
+		if err := r.execute(ctx, s, rec, c); err != nil {
 			return s, err
 		}
 		if s.Action == Disarm {
@@ -164,7 +171,7 @@ func (r *Runner) DefragAll(ctx context.Context) ([]DefragResult, []Step, error) 
 	if c.Nospace() {
 		r.Log.Warn("the NOSPACE alarm is raised: running NOSPACE recovery (compact, defragment, disarm) without the maintenance lock",
 			zap.String("reason", "every write, the lock's included, fails while the alarm is raised"))
-		s, err := r.Recover(ctx)
+		s, err := r.Recover(ctx, nil)
 		return results, []Step{s}, err
 	}
 	ids := make([]uint64, 0, len(c.Members))
