@@ -51,3 +51,10 @@ acceptance: ## acceptance suite against the local director (started if needed); 
 
 bench-deploy: ## local director: 3-member TLS deploy to all running, rolling update, delete (needs scripts/deploy first)
 	$(GO) run ./src/bench/cmd/bench-deploy
+
+.PHONY: bench-churn bench-defrag
+bench-churn: ## keyspace maintenance: db and in-use size over time under a fixed churn against a small quota
+	$(GO) run ./src/bench/cmd/bench-churn $(ARGS)
+
+bench-defrag: ## cluster-wide defragmentation under load: failed writes, longest stall, p99 vs no defragmentation
+	$(GO) run ./src/bench/cmd/bench-defrag $(ARGS)

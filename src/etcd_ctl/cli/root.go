@@ -53,7 +53,7 @@ lifecycle hooks (pre-start checks, post-start readiness, drain).`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(newRenderCmd(), newValidateCmd(), newStartCmd(), newStatusCmd(), newCertsCmd(), newWaitReadyCmd(), newPreStopCmd(), newDrainCmd())
+	root.AddCommand(newRenderCmd(), newValidateCmd(), newStartCmd(), newStatusCmd(), newCertsCmd(), newWaitReadyCmd(), newPreStopCmd(), newDrainCmd(), newCompactCmd(), newDefragCmd())
 	return root
 }
 

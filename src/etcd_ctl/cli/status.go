@@ -48,6 +48,7 @@ func newStatusCmd() *cobra.Command {
 				}
 				return err
 			}
+			r.AddMaintenance(c)
 			if c.Etcd.Consul.Enabled {
 				r.AddConsul(ctx, peers.NewConsul(c, zap.NewNop(), false))
 			}

@@ -106,6 +106,13 @@ type Properties struct {
 	// JoinStallTimeoutInSeconds is how long a starting member may show no catch-up progress at all (applied or
 	// committed raft index, bytes of a snapshot streaming in) before a join gives up; while it progresses it waits.
 	JoinStallTimeoutInSeconds int `json:"join_stall_timeout_in_seconds"`
+	// Keyspace maintenance (see config/maintenance.go and the maintenance package).
+	// AutoCompactionMode and AutoCompactionRetention are etcd's --auto-compaction-mode/-retention.
+	AutoCompactionMode      string `json:"auto_compaction_mode"`
+	AutoCompactionRetention string `json:"auto_compaction_retention"`
+	// EnableCorruptionChecks turns on etcd's InitialCorruptCheck and CompactHashCheck feature gates.
+	EnableCorruptionChecks bool                  `json:"enable_corruption_checks"`
+	Maintenance            MaintenanceProperties `json:"maintenance"`
 }
 
 // ConsulProperties are the `etcd.consul.*` job properties.
@@ -261,9 +268,13 @@ func DefaultProperties() Properties {
 			WaitTimeoutInSeconds: 300,
 			CheckTTLInSeconds:    30,
 		},
-		MetricsPort:   DefaultMetricsPort,
-		MetricsScheme: "http",
-		MetricsLevel:  "basic",
+		MetricsPort:             DefaultMetricsPort,
+		MetricsScheme:           "http",
+		MetricsLevel:            "basic",
+		AutoCompactionMode:      CompactionPeriodic,
+		AutoCompactionRetention: "5m",
+		EnableCorruptionChecks:  true,
+		Maintenance:             DefaultMaintenance(),
 	}
 }
 

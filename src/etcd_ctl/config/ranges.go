@@ -12,8 +12,6 @@ const (
 	MaxTimeoutInSeconds          = 86400
 	MaxPostStartTimeoutInSeconds = MaxTimeoutInSeconds
 	MaxMaxMovedAside             = 100
-	// etcdMaxQuotaBytes is the backend size etcd suggests as a maximum (it warns above it).
-	etcdMaxQuotaBytes = 8 << 30
 	// maxHeartbeatInMilliseconds keeps 5 × heartbeat within etcd's 50000 ms election timeout limit.
 	maxHeartbeatInMilliseconds = 10000
 )

@@ -54,9 +54,6 @@ func (c *Config) Validate(now time.Time) (warnings []string, err error) {
 		add("etcd.peer_port", "is %d, the same as etcd.client_port on overlapping listen addresses; choose different ports", e.PeerPort)
 	}
 	checkRanges(e, add)
-	if e.QuotaBackendBytes > etcdMaxQuotaBytes {
-		warnings = append(warnings, fmt.Sprintf("etcd.quota_backend_bytes is %d, above the 8 GiB etcd suggests as a maximum (server/storage/quota.go); expect long defragmentations", e.QuotaBackendBytes))
-	}
 	for i, g := range e.Cluster {
 		if g.Name == "" {
 			add(fmt.Sprintf("etcd.cluster[%d].name", i), "is empty; name the instance group")
@@ -74,6 +71,7 @@ func (c *Config) Validate(now time.Time) (warnings []string, err error) {
 		c.validateConsul(add)
 	}
 	c.validateMetrics(add)
+	warnings = append(warnings, c.validateMaintenance(add)...)
 	if c.Paths.DataDir == "" {
 		add("paths.data_dir", "is empty")
 	}

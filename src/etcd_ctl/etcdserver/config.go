@@ -86,6 +86,9 @@ func BuildConfig(c *config.Config, plan Plan) (*embed.Config, error) {
 	}
 	// etcd --metrics. The metrics listener is etcd_ctl's (src/etcd_ctl/metrics), not ListenMetricsUrls.
 	cfg.Metrics = e.MetricsLevel
+	if err := setMaintenance(cfg, e); err != nil {
+		return nil, err
+	}
 
 	var err error
 	if cfg.ListenClientUrls, err = urls(fmt.Sprintf("%s://%s:%d", e.ClientScheme(), e.ClientIP, e.ClientPort)); err != nil {
@@ -165,6 +168,10 @@ func Flags(cfg *embed.Config) []string {
 	}
 	if cfg.QuotaBackendBytes > 0 {
 		f = append(f, fmt.Sprintf("--quota-backend-bytes=%d", cfg.QuotaBackendBytes))
+	}
+	f = append(f, "--auto-compaction-mode="+cfg.AutoCompactionMode, "--auto-compaction-retention="+cfg.AutoCompactionRetention)
+	if gates := enabledGates(cfg); gates != "" {
+		f = append(f, "--feature-gates="+gates)
 	}
 	if cfg.LogLevel != "" && cfg.LogLevel != "info" {
 		f = append(f, "--log-level="+cfg.LogLevel)

@@ -15,6 +15,7 @@ import (
 	"github.com/etcd-release/etcd-release/src/etcd_ctl/config"
 	"github.com/etcd-release/etcd-release/src/etcd_ctl/etcdclient"
 	"github.com/etcd-release/etcd-release/src/etcd_ctl/etcdserver"
+	"github.com/etcd-release/etcd-release/src/etcd_ctl/maintenance"
 	"github.com/etcd-release/etcd-release/src/etcd_ctl/peers"
 )
 
@@ -201,6 +202,11 @@ func (m *Manager) join(ctx context.Context, eps []string, reason string) (st *St
 	cli, err := etcdclient.New(c, eps, 5*time.Second)
 	if err != nil {
 		return nil, err
+	}
+	// The lock's session is a write, which etcd refuses while the NOSPACE alarm is raised.
+	if err := maintenance.AwaitNospaceCleared(ctx, cli, time.Duration(c.Etcd.StartTimeoutInSeconds)*time.Second, m.Log); err != nil {
+		cli.Close()
+		return nil, fmt.Errorf("before taking the membership lock: %w", err)
 	}
 	session, err := concurrency.NewSession(cli, concurrency.WithTTL(30), concurrency.WithContext(ctx))
 	if err != nil {

@@ -17,6 +17,7 @@ import (
 
 	"github.com/etcd-release/etcd-release/src/etcd_ctl/config"
 	"github.com/etcd-release/etcd-release/src/etcd_ctl/etcdclient"
+	"github.com/etcd-release/etcd-release/src/etcd_ctl/maintenance"
 	"github.com/etcd-release/etcd-release/src/etcd_ctl/membership"
 	"github.com/etcd-release/etcd-release/src/etcd_ctl/peers"
 )
@@ -33,8 +34,14 @@ type Member struct {
 	RaftIndex  uint64   `json:"raft_index,omitempty"`
 	RaftTerm   uint64   `json:"raft_term,omitempty"`
 	DBSize     int64    `json:"db_size_bytes,omitempty"`
-	Version    string   `json:"version,omitempty"`
-	Error      string   `json:"error,omitempty"`
+	// DBSizeInUse is the part of the db file holding data; the rest is free pages a defragmentation gives back.
+	DBSizeInUse int64 `json:"db_size_in_use_bytes,omitempty"`
+	// Fragmentation is 1 - in use / db size.
+	Fragmentation float64 `json:"fragmentation,omitempty"`
+	// Alarms are the alarms raised for this member (NOSPACE, CORRUPT).
+	Alarms  []string `json:"alarms,omitempty"`
+	Version string   `json:"version,omitempty"`
+	Error   string   `json:"error,omitempty"`
 }
 
 // Report is the cluster as seen from one endpoint.
@@ -52,6 +59,10 @@ type Report struct {
 	MovedAsideError string `json:"moved_aside_error,omitempty"`
 	// Conflict is set when this member's start found two clusters of the deployment holding client writes.
 	Conflict string `json:"conflict,omitempty"`
+	// Maintenance is what this VM's maintenance loop last did (see AddMaintenance).
+	Maintenance *maintenance.State `json:"maintenance,omitempty"`
+	// AlarmError is set when the alarms could not be listed.
+	AlarmError string `json:"alarm_error,omitempty"`
 }
 
 // AddMovedAside lists the moved-aside copies next to this member's data dir (a local look at the disk; a
@@ -112,6 +123,10 @@ func Gather(ctx context.Context, c *config.Config, endpoint string) (*Report, er
 				if serr == nil {
 					mem.Healthy = st.Leader != 0 && len(st.Errors) == 0
 					mem.RaftIndex, mem.RaftTerm, mem.DBSize, mem.Version = st.RaftIndex, st.RaftTerm, st.DbSize, st.Version
+					mem.DBSizeInUse = st.DbSizeInUse
+					if st.DbSize > 0 {
+						mem.Fragmentation = 1 - float64(st.DbSizeInUse)/float64(st.DbSize)
+					}
 					if st.Leader != 0 {
 						leader = st.Leader
 					}
@@ -141,6 +156,7 @@ func Gather(ctx context.Context, c *config.Config, endpoint string) (*Report, er
 			}
 		}
 	}
+	addAlarms(ctx, cli, r)
 	sort.Slice(r.Members, func(i, j int) bool { return r.Members[i].Name < r.Members[j].Name })
 	r.Healthy = leader != 0 && healthyVoters >= voters/2+1
 	r.Conflict, _ = membership.ReadConflict(c)
@@ -155,7 +171,7 @@ func Print(w io.Writer, r *Report) {
 	}
 	fmt.Fprintf(w, "cluster %s via %s: %s, %d members\n", r.ClusterID, r.Endpoint, health, len(r.Members))
 	tw := tabwriter.NewWriter(w, 0, 2, 2, ' ', 0)
-	fmt.Fprintln(tw, "ID\tNAME\tROLE\tHEALTH\tRAFT INDEX\tPEER URLS\tCLIENT URLS")
+	fmt.Fprintln(tw, "ID\tNAME\tROLE\tHEALTH\tRAFT INDEX\tDB SIZE\tIN USE\tFRAG\tALARMS\tPEER URLS\tCLIENT URLS")
 	for _, m := range r.Members {
 		role := "follower"
 		switch {
@@ -171,14 +187,26 @@ func Print(w io.Writer, r *Report) {
 				h = "down: " + m.Error
 			}
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%s\t%s\n", m.ID, m.Name, role, h, m.RaftIndex, strings.Join(m.PeerURLs, ","), strings.Join(m.ClientURLs, ","))
+		alarms := strings.Join(m.Alarms, ",")
+		if alarms == "" {
+			alarms = "-"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%s\t%s\t%.0f%%\t%s\t%s\t%s\n", m.ID, m.Name, role, h, m.RaftIndex,
+			maintenance.Bytes(m.DBSize), maintenance.Bytes(m.DBSizeInUse), 100*m.Fragmentation, alarms,
+			strings.Join(m.PeerURLs, ","), strings.Join(m.ClientURLs, ","))
 	}
 	tw.Flush()
+	if r.AlarmError != "" {
+		fmt.Fprintf(w, "alarms unknown: %s\n", r.AlarmError)
+	}
 	if r.Consul != nil {
 		printConsul(w, r.Consul)
 	}
 	if r.Conflict != "" {
 		fmt.Fprintf(w, "\nCONFLICT: %s\n", r.Conflict)
+	}
+	if r.Maintenance != nil {
+		printMaintenance(w, r.Maintenance)
 	}
 	PrintMovedAside(w, r)
 }

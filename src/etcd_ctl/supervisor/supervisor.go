@@ -16,6 +16,7 @@ import (
 
 	"github.com/etcd-release/etcd-release/src/etcd_ctl/config"
 	"github.com/etcd-release/etcd-release/src/etcd_ctl/etcdserver"
+	"github.com/etcd-release/etcd-release/src/etcd_ctl/maintenance"
 	"github.com/etcd-release/etcd-release/src/etcd_ctl/membership"
 	"github.com/etcd-release/etcd-release/src/etcd_ctl/metrics"
 	"github.com/etcd-release/etcd-release/src/etcd_ctl/peers"
@@ -91,6 +92,8 @@ type run struct {
 	mgr       *membership.Manager
 	met       *metrics.Service
 	setHealth func(peers.HealthFunc)
+	// stopMaintenance stops this start's maintenance loop (idempotent; a no-op before etcd runs).
+	stopMaintenance func()
 }
 
 // once decides how to start, runs etcd and supervises it. stepped reports that the member stepped down from a
@@ -117,6 +120,8 @@ func (r *run) once(ctx context.Context) (stepped bool, err error) {
 	}
 	r.met.Running()
 	r.lg.Info("member is running", zap.String("kind", st.Kind), zap.String("member-id", srv.Etcd().Server.MemberID().String()))
+	r.stopMaintenance = startMaintenance(ctx, r.c, srv, r.lg)
+	defer r.stopMaintenance()
 	return r.supervise(ctx, st, srv)
 }
 
@@ -143,10 +148,14 @@ func (r *run) startEtcd(ctx context.Context, st *membership.Start) (*etcdserver.
 
 func stopping() (bool, string) { return false, "etcd is stopping" }
 
-// markStopping tells consul and /health that etcd is going away.
+// markStopping tells consul and /health that etcd is going away, and ends the maintenance loop first so that
+// no compaction or defragmentation runs against a stopping server.
 func (r *run) markStopping() {
 	r.setHealth(stopping)
 	r.met.EtcdStopping("etcd is stopping")
+	if r.stopMaintenance != nil {
+		r.stopMaintenance()
+	}
 }
 
 // stop stops etcd gracefully, hard after StopTimeout.
@@ -204,6 +213,30 @@ func (r *run) stoppedOnItsOwn(ctx context.Context, srv *etcdserver.Server) error
 	}
 	r.stop(srv)
 	return fmt.Errorf("etcd stopped on its own (most likely %w); exiting so that monit restarts etcd_ctl, which moves the old data aside and rejoins", ErrRemoved)
+}
+
+// MaintenanceHooks, when set before Run, observe the maintenance loop (compactions, defragmentations, disarms).
+var MaintenanceHooks maintenance.Hooks
+
+// startMaintenance runs the maintenance loop (with etcd.maintenance.enabled) and returns its stop function, which
+// waits for the loop to finish its step (an interrupted defragmentation is aborted by its context) and may be
+// called more than once.
+func startMaintenance(ctx context.Context, c *config.Config, srv *etcdserver.Server, lg *zap.Logger) func() {
+	if !c.Etcd.Maintenance.Enabled {
+		lg.Info("maintenance loop not started", zap.String("reason", "etcd.maintenance.enabled is false"))
+		return func() {}
+	}
+	mctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	loop := &maintenance.Loop{Config: c, SelfID: uint64(srv.Etcd().Server.MemberID()), Log: lg.Named("maintenance"), Hooks: MaintenanceHooks}
+	go func() {
+		defer close(done)
+		loop.Run(mctx)
+	}()
+	return func() {
+		cancel()
+		<-done
+	}
 }
 
 // etcdHealth reports the embedded server as passing while it is a voting member that sees a leader.
