@@ -89,6 +89,32 @@ type Properties struct {
 	// Consul holds the etcd.consul.* properties: register with the colocated consul agent and resolve members
 	// through consul DNS.
 	Consul ConsulProperties `json:"consul"`
+	// Backup holds the etcd.backup.* properties: scheduled snapshots on the persistent disk.
+	Backup BackupProperties `json:"backup"`
+}
+
+// BackupProperties are the `etcd.backup.*` job properties.
+type BackupProperties struct {
+	// IntervalInMinutes is how often the cluster takes a scheduled snapshot (one member at a time); 0 turns
+	// scheduled snapshots off (`etcd_ctl snapshot` still works).
+	IntervalInMinutes int `json:"interval_in_minutes"`
+	// KeepCount is how many snapshots a member keeps in its backup dir (the newest is always kept).
+	KeepCount int `json:"keep_count"`
+	// KeepDays prunes snapshots older than this many days (0: no age limit; the newest is always kept).
+	KeepDays int `json:"keep_days"`
+	// Gzip compresses snapshot files.
+	Gzip bool `json:"gzip"`
+	// Dir is where snapshots go; empty means "<data dir>-backups" (/var/vcap/store/etcd-backups), on the
+	// persistent disk but outside the store the documented wipe (rm -rf /var/vcap/store/etcd/*) empties.
+	Dir string `json:"dir"`
+}
+
+// BackupDir is where snapshots of this member are written (see BackupProperties.Dir).
+func (c *Config) BackupDir() string {
+	if c.Etcd.Backup.Dir != "" {
+		return c.Etcd.Backup.Dir
+	}
+	return filepath.Clean(c.Paths.DataDir) + "-backups"
 }
 
 // ConsulProperties are the `etcd.consul.*` job properties.
@@ -235,6 +261,7 @@ func DefaultProperties() Properties {
 			WaitTimeoutInSeconds: 300,
 			CheckTTLInSeconds:    30,
 		},
+		Backup: BackupProperties{IntervalInMinutes: 60, KeepCount: 24, KeepDays: 7},
 	}
 }
 

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"net"
 	"net/url"
+	"path/filepath"
+	"strings"
 	"time"
 )
 
@@ -78,6 +80,7 @@ func (c *Config) Validate(now time.Time) (warnings []string, err error) {
 	if e.Consul.Enabled {
 		c.validateConsul(add)
 	}
+	c.validateBackup(add)
 	if c.Paths.DataDir == "" {
 		add("paths.data_dir", "is empty")
 	}
@@ -115,5 +118,25 @@ func (c *Config) validateConsul(add func(prop, format string, a ...any)) {
 	}
 	if e.Consul.CheckTTLInSeconds < 3 {
 		add("etcd.consul.check_ttl_in_seconds", "got %d, must be at least 3 (the check is refreshed every TTL/3; default 30)", e.Consul.CheckTTLInSeconds)
+	}
+}
+
+// validateBackup checks the etcd.backup.* properties.
+func (c *Config) validateBackup(add func(prop, format string, a ...any)) {
+	b := c.Etcd.Backup
+	if b.IntervalInMinutes < 0 {
+		add("etcd.backup.interval_in_minutes", "got %d, must be 0 (scheduled snapshots off) or a number of minutes", b.IntervalInMinutes)
+	}
+	if b.KeepCount < 1 {
+		add("etcd.backup.keep_count", "got %d, must be at least 1 (the newest snapshot is always kept)", b.KeepCount)
+	}
+	if b.KeepDays < 0 {
+		add("etcd.backup.keep_days", "got %d, must be 0 (no age limit) or a number of days", b.KeepDays)
+	}
+	if b.Dir != "" && !filepath.IsAbs(b.Dir) {
+		add("etcd.backup.dir", "got %q, must be an absolute path (or empty for /var/vcap/store/etcd-backups)", b.Dir)
+	}
+	if d, data := filepath.Clean(c.BackupDir()), filepath.Clean(c.Paths.DataDir); d == data || strings.HasPrefix(d, data+"/") {
+		add("etcd.backup.dir", "is %q, inside the data dir %s, which the documented wipe (rm -rf %s/*) empties; choose a directory outside it", d, data, data)
 	}
 }
