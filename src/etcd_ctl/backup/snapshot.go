@@ -243,17 +243,26 @@ func Open(path, scratch string) (raw string, st snapshot.Status, cleanup func(),
 	return raw, st, cleanup, nil
 }
 
-func checkSHA256(path, want string) error {
+// FileSHA256 is the hex sha256 of a file.
+func FileSHA256(path string) (string, error) {
 	f, err := os.Open(path)
 	if err != nil {
-		return err
+		return "", err
 	}
 	defer f.Close()
 	h := sha256.New()
 	if _, err := io.Copy(h, f); err != nil {
+		return "", err
+	}
+	return hex.EncodeToString(h.Sum(nil)), nil
+}
+
+func checkSHA256(path, want string) error {
+	got, err := FileSHA256(path)
+	if err != nil {
 		return err
 	}
-	if got := hex.EncodeToString(h.Sum(nil)); got != want {
+	if got != want {
 		return fmt.Errorf("%s: its sha256 is %s but its metadata (%s) records %s: the file is corrupt, truncated or not the one the metadata describes", path, got, MetaPath(path), want)
 	}
 	return nil

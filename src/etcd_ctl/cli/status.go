@@ -42,6 +42,7 @@ func newStatusCmd() *cobra.Command {
 			if c.Etcd.Consul.Enabled {
 				r.AddConsul(ctx, peers.NewConsul(c, zap.NewNop(), false))
 			}
+			r.AddBackup(ctx, c, time.Now())
 			if o.json {
 				enc := json.NewEncoder(cmd.OutOrStdout())
 				enc.SetIndent("", "  ")

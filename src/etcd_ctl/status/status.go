@@ -45,6 +45,8 @@ type Report struct {
 	Members   []Member `json:"members"`
 	// Consul is what the local consul agent knows of the service, with etcd.consul.enabled (see AddConsul).
 	Consul *ConsulView `json:"consul,omitempty"`
+	// Backup is the snapshots view (see AddBackup).
+	Backup *BackupView `json:"backup,omitempty"`
 }
 
 // ConsulView is the etcd service as the local consul agent reports it.
@@ -158,6 +160,9 @@ func Print(w io.Writer, r *Report) {
 	tw.Flush()
 	if r.Consul != nil {
 		printConsul(w, r.Consul)
+	}
+	if r.Backup != nil {
+		printBackup(w, r.Backup)
 	}
 }
 

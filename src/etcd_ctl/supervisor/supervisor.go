@@ -14,6 +14,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/etcd-release/etcd-release/src/etcd_ctl/backup"
 	"github.com/etcd-release/etcd-release/src/etcd_ctl/config"
 	"github.com/etcd-release/etcd-release/src/etcd_ctl/etcdserver"
 	"github.com/etcd-release/etcd-release/src/etcd_ctl/membership"
@@ -96,6 +97,9 @@ func Run(ctx context.Context, c *config.Config, lg *zap.Logger) error {
 		return err
 	}
 	lg.Info("member is running", zap.String("kind", st.Kind), zap.String("member-id", srv.Etcd().Server.MemberID().String()))
+	// Scheduled snapshots (etcd.backup.*) run while the member does; stopped before etcd stops.
+	stopBackups := backup.StartScheduler(ctx, c, lg)
+	defer stopBackups()
 
 	select {
 	case <-ctx.Done():

@@ -1,0 +1,67 @@
+package backup
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/etcd-release/etcd-release/src/etcd_ctl/config"
+	"github.com/etcd-release/etcd-release/src/etcd_ctl/etcdclient"
+)
+
+// DefaultCheckEvery is how often a running member looks whether a scheduled snapshot is due.
+const DefaultCheckEvery = time.Minute
+
+// OptionsFor are the snapshot options of c's etcd.backup.* properties, writing to dir.
+func OptionsFor(c *config.Config, dir string, lg *zap.Logger) Options {
+	b := c.Etcd.Backup
+	return Options{Dir: dir, Gzip: b.Gzip, KeepCount: b.KeepCount, KeepDays: b.KeepDays, Log: lg}
+}
+
+// StartScheduler runs this member's Scheduler in the background until ctx ends or the returned stop is called
+// (stop waits for a snapshot in progress to be abandoned). With scheduled snapshots off it does nothing.
+func StartScheduler(ctx context.Context, c *config.Config, lg *zap.Logger) (stop func()) {
+	lg = lg.Named("backup")
+	interval := time.Duration(c.Etcd.Backup.IntervalInMinutes) * time.Minute
+	if interval <= 0 {
+		lg.Info("scheduled snapshots are off", zap.String("reason", "etcd.backup.interval_in_minutes is 0"))
+		return func() {}
+	}
+	self := c.Self()
+	cli, err := etcdclient.New(c, []string{self.ClientURL}, 5*time.Second)
+	if err != nil {
+		lg.Warn("scheduled snapshots cannot run on this member", zap.Error(err))
+		return func() {}
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	s := &Scheduler{Client: cli, Endpoint: self.ClientURL, Member: self.Name, Interval: interval, CheckEvery: min(DefaultCheckEvery, interval),
+		Options: OptionsFor(c, c.BackupDir(), lg), Log: lg}
+	lg.Info("scheduled snapshots are on", zap.Duration("interval", interval), zap.String("dir", c.BackupDir()),
+		zap.String("reason", fmt.Sprintf("the member holding %s when one is due takes it", LockKey)))
+	go func() {
+		defer close(done)
+		defer cli.Close()
+		s.Run(ctx)
+	}()
+	return func() { cancel(); <-done }
+}
+
+// TakeNow takes one snapshot through endpoint into dir with c's settings and records it as the cluster's last.
+func TakeNow(ctx context.Context, c *config.Config, endpoint, dir string, lg *zap.Logger) (*Meta, error) {
+	cli, err := etcdclient.New(c, []string{endpoint}, 5*time.Second)
+	if err != nil {
+		return nil, err
+	}
+	defer cli.Close()
+	m, err := Take(ctx, cli, endpoint, OptionsFor(c, dir, lg))
+	if err != nil {
+		return nil, err
+	}
+	if err := RecordLast(ctx, cli, Last{Time: m.Time, Revision: m.Revision, Member: m.TakenBy, File: m.Path()}); err != nil {
+		lg.Warn("the snapshot is written but the cluster's record of it is not", zap.Error(err))
+	}
+	return m, nil
+}
