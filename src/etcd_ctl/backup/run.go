@@ -11,7 +11,7 @@ import (
 	"github.com/etcd-release/etcd-release/src/etcd_ctl/etcdclient"
 )
 
-// DefaultCheckEvery is how often a running member looks whether a scheduled snapshot is due.
+// DefaultCheckEvery is how often (at most) a running member looks whether a scheduled snapshot is due.
 const DefaultCheckEvery = time.Minute
 
 // OptionsFor are the snapshot options of c's etcd.backup.* properties, writing to dir.
@@ -37,7 +37,9 @@ func StartScheduler(ctx context.Context, c *config.Config, lg *zap.Logger) (stop
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	done := make(chan struct{})
-	s := &Scheduler{Client: cli, Endpoint: self.ClientURL, Member: self.Name, Interval: interval, CheckEvery: min(DefaultCheckEvery, interval),
+	// Checking a quarter interval apart (at most a minute) keeps a snapshot from slipping a whole interval when
+	// a check lands a moment before the previous snapshot is exactly one interval old.
+	s := &Scheduler{Client: cli, Endpoint: self.ClientURL, Member: self.Name, Interval: interval, CheckEvery: min(DefaultCheckEvery, interval/4),
 		Options: OptionsFor(c, c.BackupDir(), lg), Log: lg}
 	lg.Info("scheduled snapshots are on", zap.Duration("interval", interval), zap.String("dir", c.BackupDir()),
 		zap.String("reason", fmt.Sprintf("the member holding %s when one is due takes it", LockKey)))
