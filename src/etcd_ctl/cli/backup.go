@@ -63,7 +63,7 @@ etcd.backup.keep_count / keep_days apply. The snapshot is recorded as the cluste
 }
 
 func newRestoreCmd() *cobra.Command {
-	var path string
+	var path, latestIn string
 	o := recovery.RestoreOptions{}
 	cmd := &cobra.Command{
 		Use:   "restore --snapshot FILE",
@@ -83,8 +83,21 @@ run 'monit start etcd' on every VM afterwards.`,
 			if err != nil {
 				return err
 			}
+			if latestIn != "" {
+				if o.Snapshot != "" {
+					return fmt.Errorf("give --snapshot or --latest-in, not both")
+				}
+				m, err := backup.Latest(latestIn)
+				if err != nil {
+					return err
+				}
+				if m == nil {
+					return fmt.Errorf("--latest-in %s: no snapshot with metadata there (etcd-snapshot-*.json); nothing was changed", latestIn)
+				}
+				o.Snapshot = m.Path()
+			}
 			if o.Snapshot == "" {
-				return fmt.Errorf("--snapshot is required: the snapshot file to restore (e.g. /var/vcap/store/etcd-backups/etcd-snapshot-….db)")
+				return fmt.Errorf("--snapshot is required: the snapshot file to restore (e.g. /var/vcap/store/etcd-backups/etcd-snapshot-….db), or --latest-in DIR")
 			}
 			lg := newLogger(c.Etcd.EnableDebugLogging)
 			defer lg.Sync()
@@ -104,6 +117,7 @@ run 'monit start etcd' on every VM afterwards.`,
 	}
 	addConfigFlag(cmd, &path)
 	cmd.Flags().StringVar(&o.Snapshot, "snapshot", "", "snapshot file (.db or .db.gz, with or without its .json metadata beside it)")
+	cmd.Flags().StringVar(&latestIn, "latest-in", "", "restore the newest snapshot (by its metadata) in this directory, e.g. a bbr artifact directory")
 	cmd.Flags().BoolVar(&o.Force, "force", false, "replace a data dir that holds a member (it is moved aside, not deleted)")
 	cmd.Flags().StringVar(&o.Nonce, "nonce", "", "makes the new cluster's identity; the same on every member (default: the start of the snapshot's sha256); set a new one to restore the same snapshot again")
 	cmd.Flags().Uint64Var(&o.RevisionBump, "bump-revision", recovery.DefaultRevisionBump, "how far past the snapshot's revision the restored cluster starts (more than the writes made after the snapshot)")
