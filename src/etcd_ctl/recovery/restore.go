@@ -78,17 +78,26 @@ func Restore(ctx context.Context, c *config.Config, o RestoreOptions, lg *zap.Lo
 		return nil, err
 	}
 	res := &Result{Revision: st.Revision, NewRevision: st.Revision + int64(o.RevisionBump), Token: RestoreToken(c.ClusterToken(), nonce), InitialCluster: initial}
-	staging := fmt.Sprintf("%s.restoring.%s", filepath.Clean(c.Paths.DataDir), o.Now().UTC().Format("20060102T150405Z"))
+	// A fresh staging dir beside the data dir (same disk, so the final move is a rename); etcdutl wants its
+	// output dir not to exist yet, hence the "data" inside it.
+	scratch, err := os.MkdirTemp(parent, filepath.Base(filepath.Clean(c.Paths.DataDir))+".restoring.")
+	if err != nil {
+		return nil, fmt.Errorf("creating a staging dir for the restore: %w", err)
+	}
+	staging := filepath.Join(scratch, "data")
 	self := c.Self()
 	err = snapshot.NewV3(lg.Named("restore")).Restore(snapshot.RestoreConfig{
 		SnapshotPath: raw, Name: self.Name, OutputDataDir: staging, PeerURLs: []string{self.PeerURL},
 		InitialCluster: initial, InitialClusterToken: res.Token, RevisionBump: o.RevisionBump, MarkCompacted: true,
 	})
 	if err != nil {
-		os.RemoveAll(staging) // only this restore's own partial output
+		os.RemoveAll(scratch) // only this restore's own partial output
 		return nil, fmt.Errorf("restoring the snapshot (nothing in %s was changed): %w", c.Paths.DataDir, err)
 	}
 	if res.MovedAside, err = install(c.Paths.DataDir, staging, moveAside, o.Now()); err != nil {
+		return res, err
+	}
+	if err := os.RemoveAll(scratch); err != nil {
 		return res, err
 	}
 	lg.Info("restored the snapshot into the data dir", zap.String("snapshot", o.Snapshot), zap.Int64("revision", res.Revision),
@@ -102,7 +111,7 @@ func install(dataDir, staging string, moveAside bool, now time.Time) (string, er
 	var dest string
 	if moveAside {
 		var err error
-		if dest, err = membership.MoveAside(dataDir, "replaced-by-restore", now); err != nil {
+		if dest, err = membership.MoveAside(dataDir, asideSlug(dataDir, now), now); err != nil {
 			return "", err
 		}
 	} else if err := os.MkdirAll(dataDir, 0o700); err != nil {
@@ -114,10 +123,20 @@ func install(dataDir, staging string, moveAside bool, now time.Time) (string, er
 	if err := os.Rename(filepath.Join(staging, "member"), filepath.Join(dataDir, "member")); err != nil {
 		return dest, fmt.Errorf("moving the restored member into %s (the restored data is in %s): %w", dataDir, staging, err)
 	}
-	if err := atomicfile.SyncDir(dataDir); err != nil {
-		return dest, err
+	return dest, atomicfile.SyncDir(dataDir)
+}
+
+// asideSlug names the moved-aside data dir; MoveAside's name has a one-second resolution, so a second restore
+// within the same second (a retried bbr restore) gets a numbered name instead of failing.
+func asideSlug(dataDir string, now time.Time) string {
+	slug := "replaced-by-restore"
+	for n := 2; ; n++ {
+		name := fmt.Sprintf("%s.moved-aside.%s.%s", filepath.Clean(dataDir), now.UTC().Format("20060102T150405Z"), slug)
+		if _, err := os.Lstat(name); os.IsNotExist(err) {
+			return slug
+		}
+		slug = fmt.Sprintf("replaced-by-restore-%d", n)
 	}
-	return dest, os.Remove(staging)
 }
 
 // initialCluster is name=peerURL of every desired member, exactly as each member advertises itself, so that
