@@ -50,16 +50,21 @@ func Take(ctx context.Context, cli *clientv3.Client, endpoint string, o Options)
 	}
 	meta.Time, meta.Dir, meta.Gzip = o.Now().UTC(), o.Dir, o.Gzip
 	start := time.Now()
-	raw, err := stream(ctx, cli, o.Dir, meta)
+	var raw string
+	var st snapshot.Status
+	lowPriority(func() {
+		if raw, err = stream(ctx, cli, o.Dir, meta); err != nil {
+			return
+		}
+		if st, err = openDB(raw); err != nil {
+			err = fmt.Errorf("the snapshot streamed from %s did not verify (nothing was kept): %w", endpoint, err)
+		}
+	})
 	if raw != "" {
 		defer os.Remove(raw)
 	}
 	if err != nil {
 		return nil, err
-	}
-	st, err := Verify(raw)
-	if err != nil {
-		return nil, fmt.Errorf("the snapshot streamed from %s did not verify (nothing was kept): %w", endpoint, err)
 	}
 	meta.Revision, meta.TotalKeys = st.Revision, st.TotalKey
 	final := raw
@@ -120,10 +125,13 @@ func stream(ctx context.Context, cli *clientv3.Client, dir string, meta *Meta) (
 		return f.Name(), fmt.Errorf("requesting a snapshot: %w", err)
 	}
 	defer resp.Snapshot.Close()
-	sum := sha256.New()
-	n, err := io.Copy(io.MultiWriter(f, sum), resp.Snapshot)
+	sum, trailer := sha256.New(), newTrailerHasher()
+	n, err := io.Copy(io.MultiWriter(f, sum, trailer), resp.Snapshot)
 	if err != nil {
 		return f.Name(), fmt.Errorf("receiving the snapshot after %d bytes: %w", n, err)
+	}
+	if err := CheckTrailer(n, trailer.Trailer(), trailer.Sum()); err != nil {
+		return f.Name(), fmt.Errorf("the snapshot streamed did not verify (nothing was kept): %w", err)
 	}
 	if err := f.Sync(); err != nil {
 		return f.Name(), fmt.Errorf("fsyncing the snapshot: %w", err)
@@ -182,10 +190,14 @@ func pruneDir(o Options) {
 // Verify checks an uncompressed snapshot file: etcd's sha256 trailer, then a full read-only open of the
 // database (etcdutl's snapshot status: a consistency check of every page and a walk of every key).
 func Verify(path string) (snapshot.Status, error) {
-	var st snapshot.Status
 	if err := checkTrailerOf(path); err != nil {
-		return st, err
+		return snapshot.Status{}, err
 	}
+	return openDB(path)
+}
+
+// openDB is the full read-only open of a snapshot's database (etcdutl's snapshot status).
+func openDB(path string) (snapshot.Status, error) {
 	st, err := snapshot.NewV3(zap.NewNop()).Status(path)
 	if err != nil {
 		return st, fmt.Errorf("opening the snapshot's database: %w", err)
