@@ -46,3 +46,7 @@ acceptance: ## acceptance suite against the local director (started if needed); 
 
 bench-deploy: ## local director: 3-member TLS deploy to all running, rolling update, delete (needs scripts/deploy first)
 	$(GO) run ./src/bench/cmd/bench-deploy
+
+.PHONY: bench-backup
+bench-backup: ## verified snapshot of a 1 GiB keyspace vs copying the db file, puts during it, restore of 3 members
+	$(GO) run ./src/bench/cmd/bench-backup

@@ -53,6 +53,9 @@ func Restore(ctx context.Context, c *config.Config, o RestoreOptions, lg *zap.Lo
 	if o.RevisionBump == 0 {
 		o.RevisionBump = DefaultRevisionBump
 	}
+	if _, err := c.Validate(o.Now()); err != nil {
+		return nil, fmt.Errorf("invalid configuration (nothing was changed):\n%w", err)
+	}
 	t, err := Inspect(ctx, c)
 	if err != nil {
 		return nil, err
