@@ -36,6 +36,9 @@ type Meta struct {
 	// DBSize is the size of the uncompressed snapshot stream (database plus trailer).
 	DBSize int64 `json:"db_size_bytes"`
 	Gzip   bool  `json:"gzip"`
+	// Encrypted files name the key (etcd.backup.encryption_keys[].id) that decrypts them.
+	Encrypted bool   `json:"encrypted,omitempty"`
+	KeyID     string `json:"key_id,omitempty"`
 
 	// Dir is the directory the metadata was read from (not stored).
 	Dir string `json:"-"`

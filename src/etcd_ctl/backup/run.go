@@ -2,6 +2,7 @@ package backup
 
 import (
 	"context"
+	"encoding/base64"
 	"fmt"
 	"time"
 
@@ -17,7 +18,24 @@ const DefaultCheckEvery = time.Minute
 // OptionsFor are the snapshot options of c's etcd.backup.* properties, writing to dir.
 func OptionsFor(c *config.Config, dir string, lg *zap.Logger) Options {
 	b := c.Etcd.Backup
-	return Options{Dir: dir, Gzip: b.Gzip, KeepCount: b.KeepCount, KeepDays: b.KeepDays, Log: lg}
+	o := Options{Dir: dir, Gzip: b.Gzip, KeepCount: b.KeepCount, KeepDays: b.KeepDays, Log: lg}
+	if keys, err := KeysFor(c); err == nil && len(keys) > 0 {
+		o.Key = &keys[0]
+	}
+	return o
+}
+
+// KeysFor decodes etcd.backup.encryption_keys (config.Validate has checked them).
+func KeysFor(c *config.Config) ([]Key, error) {
+	var out []Key
+	for i, k := range c.Etcd.Backup.EncryptionKeys {
+		raw, err := base64.StdEncoding.DecodeString(k.Key.Value())
+		if err != nil || len(raw) != 32 {
+			return nil, &config.PropertyError{Property: fmt.Sprintf("etcd.backup.encryption_keys[%d].key", i), Problem: "must be 32 random bytes in base64"}
+		}
+		out = append(out, Key{ID: k.ID, Key: raw})
+	}
+	return out, nil
 }
 
 // StartScheduler runs this member's Scheduler in the background until ctx ends or the returned stop is called
@@ -53,6 +71,9 @@ func StartScheduler(ctx context.Context, c *config.Config, lg *zap.Logger) (stop
 
 // TakeNow takes one snapshot through endpoint into dir with c's settings and records it as the cluster's last.
 func TakeNow(ctx context.Context, c *config.Config, endpoint, dir string, lg *zap.Logger) (*Meta, error) {
+	if _, err := KeysFor(c); err != nil {
+		return nil, err
+	}
 	cli, err := etcdclient.New(c, []string{endpoint}, 5*time.Second)
 	if err != nil {
 		return nil, err

@@ -27,8 +27,10 @@ type Options struct {
 	Gzip bool
 	// KeepCount and KeepDays are the retention applied after a snapshot was written (see Prune).
 	KeepCount, KeepDays int
-	Now                 func() time.Time
-	Log                 *zap.Logger
+	// Key, if set, encrypts the file (after verification and gzip).
+	Key *Key
+	Now func() time.Time
+	Log *zap.Logger
 }
 
 // Take streams a snapshot of the member at endpoint into o.Dir: temporary file, fsync, verification, optional
@@ -74,7 +76,16 @@ func Take(ctx context.Context, cli *clientv3.Client, endpoint string, o Options)
 		}
 		defer os.Remove(final)
 	}
+	if o.Key != nil {
+		if final, err = encryptFile(final, *o.Key, meta); err != nil {
+			return nil, err
+		}
+		defer os.Remove(final)
+	}
 	meta.File = FileName(meta.Time, meta.Revision, o.Gzip)
+	if o.Key != nil {
+		meta.File += ".enc"
+	}
 	if err := os.Rename(final, meta.Path()); err != nil {
 		return nil, fmt.Errorf("renaming the verified snapshot into place: %w", err)
 	}
@@ -171,6 +182,33 @@ func compress(raw string, meta *Meta) (string, error) {
 	return out.Name(), out.Close()
 }
 
+// encryptFile seals in into a temporary file beside it and fsyncs it.
+func encryptFile(in string, k Key, meta *Meta) (string, error) {
+	src, err := os.Open(in)
+	if err != nil {
+		return "", err
+	}
+	defer src.Close()
+	out, err := os.CreateTemp(filepath.Dir(in), ".etcd-snapshot-*.enc.part")
+	if err != nil {
+		return "", err
+	}
+	defer out.Close()
+	sum := sha256.New()
+	if err := Encrypt(io.MultiWriter(out, sum), src, k); err != nil {
+		return out.Name(), fmt.Errorf("encrypting the snapshot: %w", err)
+	}
+	if err := out.Sync(); err != nil {
+		return out.Name(), fmt.Errorf("fsyncing the encrypted snapshot: %w", err)
+	}
+	fi, err := out.Stat()
+	if err != nil {
+		return out.Name(), err
+	}
+	meta.Size, meta.SHA256, meta.Encrypted, meta.KeyID = fi.Size(), hex.EncodeToString(sum.Sum(nil)), true, k.ID
+	return out.Name(), out.Close()
+}
+
 // pruneDir applies retention to o.Dir; failures are logged, never fatal: the new snapshot is in place.
 func pruneDir(o Options) {
 	all, err := List(o.Dir)
@@ -229,10 +267,22 @@ func checkTrailerOf(path string) error {
 	return CheckTrailer(fi.Size(), trailer, h.Sum(nil))
 }
 
-// Open verifies a snapshot file for a restore and returns the path of its uncompressed form (a temporary file
-// in scratch for a .gz file; cleanup removes it). The file's sha256 must match its metadata when that exists.
-func Open(path, scratch string) (raw string, st snapshot.Status, cleanup func(), err error) {
-	cleanup = func() {}
+// Open verifies a snapshot file for a restore and returns the path of its plain form (temporary files in
+// scratch for an .enc or .gz file; cleanup removes them). The file's sha256 must match its metadata when that
+// exists; an encrypted file is decrypted and authenticated completely before anything uses it.
+func Open(path, scratch string, keys []Key) (raw string, st snapshot.Status, cleanup func(), err error) {
+	var temps []string
+	cleanup = func() {
+		for _, t := range temps {
+			os.Remove(t)
+		}
+	}
+	defer func() {
+		if err != nil {
+			cleanup()
+			cleanup = func() {}
+		}
+	}()
 	if meta, merr := ReadMeta(path); merr == nil {
 		if err := checkSHA256(path, meta.SHA256); err != nil {
 			return "", st, cleanup, err
@@ -240,19 +290,41 @@ func Open(path, scratch string) (raw string, st snapshot.Status, cleanup func(),
 	} else if !errors.Is(merr, os.ErrNotExist) {
 		return "", st, cleanup, merr
 	}
-	raw = path
-	if strings.HasSuffix(path, ".gz") {
-		if raw, err = gunzip(path, scratch); err != nil {
+	raw, name := path, path
+	if strings.HasSuffix(name, ".enc") {
+		if raw, err = decryptTo(path, scratch, keys); err != nil {
 			return "", st, cleanup, err
 		}
-		cleanup = func() { os.Remove(raw) }
+		temps, name = append(temps, raw), strings.TrimSuffix(name, ".enc")
 	}
-	st, err = Verify(raw)
-	if err != nil {
-		cleanup()
-		return "", st, func() {}, fmt.Errorf("%s: %w", path, err)
+	if strings.HasSuffix(name, ".gz") {
+		if raw, err = gunzip(raw, scratch); err != nil {
+			return "", st, cleanup, fmt.Errorf("%s: %w", path, err)
+		}
+		temps = append(temps, raw)
+	}
+	if st, err = Verify(raw); err != nil {
+		return "", st, cleanup, fmt.Errorf("%s: %w", path, err)
 	}
 	return raw, st, cleanup, nil
+}
+
+func decryptTo(path, scratch string, keys []Key) (string, error) {
+	in, err := os.Open(path)
+	if err != nil {
+		return "", err
+	}
+	defer in.Close()
+	out, err := os.CreateTemp(scratch, ".etcd-snapshot-restore-*.dec")
+	if err != nil {
+		return "", err
+	}
+	defer out.Close()
+	if _, err := Decrypt(out, in, keys); err != nil {
+		os.Remove(out.Name())
+		return "", fmt.Errorf("%s: %w; nothing was restored", path, err)
+	}
+	return out.Name(), out.Close()
 }
 
 // FileSHA256 is the hex sha256 of a file.
@@ -288,7 +360,7 @@ func gunzip(path, scratch string) (string, error) {
 	defer in.Close()
 	zr, err := gzip.NewReader(in)
 	if err != nil {
-		return "", fmt.Errorf("%s: not a gzip file: %w", path, err)
+		return "", fmt.Errorf("not a gzip file: %w", err)
 	}
 	out, err := os.CreateTemp(scratch, ".etcd-snapshot-restore-*.db")
 	if err != nil {
@@ -297,7 +369,7 @@ func gunzip(path, scratch string) (string, error) {
 	defer out.Close()
 	if _, err := io.Copy(out, zr); err != nil {
 		os.Remove(out.Name())
-		return "", fmt.Errorf("%s: decompressing: %w", path, err)
+		return "", fmt.Errorf("decompressing: %w", err)
 	}
 	return out.Name(), out.Close()
 }

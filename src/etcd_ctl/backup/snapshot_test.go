@@ -126,12 +126,12 @@ func TestVerifyRefusesTruncatedAndTamperedFiles(t *testing.T) {
 		require.NoError(t, os.WriteFile(other, good, 0o600))
 		b, _ := os.ReadFile(MetaPath(m.Path()))
 		require.NoError(t, os.WriteFile(MetaPath(other), []byte(string(b[:len(b)-2])+"\n}"), 0o600))
-		_, _, _, err := Open(other, t.TempDir())
+		_, _, _, err := Open(other, t.TempDir(), nil)
 		require.NoError(t, err, "an identical copy with its metadata opens")
 		flipped := append([]byte(nil), good...)
 		flipped[100] ^= 1
 		require.NoError(t, os.WriteFile(other, flipped, 0o600))
-		_, _, _, err = Open(other, t.TempDir())
+		_, _, _, err = Open(other, t.TempDir(), nil)
 		require.ErrorContains(t, err, "its metadata")
 	})
 }
@@ -156,7 +156,7 @@ func TestGzipSnapshotRoundTrip(t *testing.T) {
 	require.Equal(t, m.DBSize, n)
 
 	scratch := t.TempDir()
-	raw, st, cleanup, err := Open(m.Path(), scratch)
+	raw, st, cleanup, err := Open(m.Path(), scratch, nil)
 	require.NoError(t, err)
 	require.GreaterOrEqual(t, st.Revision, rev)
 	require.FileExists(t, raw)
@@ -167,7 +167,7 @@ func TestGzipSnapshotRoundTrip(t *testing.T) {
 	b, _ := os.ReadFile(m.Path())
 	bad := filepath.Join(t.TempDir(), "bad.db.gz")
 	require.NoError(t, os.WriteFile(bad, b[:len(b)/2], 0o600))
-	_, _, _, err = Open(bad, scratch)
+	_, _, _, err = Open(bad, scratch, nil)
 	require.Error(t, err)
 	left, _ := os.ReadDir(scratch)
 	require.Empty(t, left, "no decompressed leftovers after a refusal")

@@ -7,6 +7,8 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
+const key32 = Secret("MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=") // 32 bytes
+
 func TestValidateBackupProperties(t *testing.T) {
 	for name, tc := range map[string]struct {
 		edit func(*Config)
@@ -21,6 +23,16 @@ func TestValidateBackupProperties(t *testing.T) {
 		"inside the wiped dir":  {func(c *Config) { c.Etcd.Backup.Dir = "/var/vcap/store/etcd/snaps" }, "inside the data dir /var/vcap/store/etcd, which the documented wipe"},
 		"the data dir itself":   {func(c *Config) { c.Etcd.Backup.Dir = "/var/vcap/store/etcd/" }, "inside the data dir"},
 		"sibling with a prefix": {func(c *Config) { c.Etcd.Backup.Dir = "/var/vcap/store/etcd2" }, ""},
+		"a key":                 {func(c *Config) { c.Etcd.Backup.EncryptionKeys = []BackupKey{{ID: "k1", Key: key32}} }, ""},
+		"two keys (rotation)": {func(c *Config) {
+			c.Etcd.Backup.EncryptionKeys = []BackupKey{{ID: "k2", Key: key32}, {ID: "k1", Key: key32}}
+		}, ""},
+		"a short key": {func(c *Config) { c.Etcd.Backup.EncryptionKeys = []BackupKey{{ID: "k1", Key: "c2hvcnQ="}} }, "etcd.backup.encryption_keys[0].key: must be 32 random bytes in base64"},
+		"not base64":  {func(c *Config) { c.Etcd.Backup.EncryptionKeys = []BackupKey{{ID: "k1", Key: "-----BEGIN"}} }, "etcd.backup.encryption_keys[0].key"},
+		"no id":       {func(c *Config) { c.Etcd.Backup.EncryptionKeys = []BackupKey{{Key: key32}} }, `etcd.backup.encryption_keys[0].id: got ""`},
+		"duplicate id": {func(c *Config) {
+			c.Etcd.Backup.EncryptionKeys = []BackupKey{{ID: "k", Key: key32}, {ID: "k", Key: key32}}
+		}, `etcd.backup.encryption_keys[1].id: got "k", must be a unique name`},
 	} {
 		t.Run(name, func(t *testing.T) {
 			c, err := Parse([]byte(minimal))

@@ -107,6 +107,16 @@ type BackupProperties struct {
 	// Dir is where snapshots go; empty means "<data dir>-backups" (/var/vcap/store/etcd-backups), on the
 	// persistent disk but outside the store the documented wipe (rm -rf /var/vcap/store/etcd/*) empties.
 	Dir string `json:"dir"`
+	// EncryptionKeys encrypt snapshot files: the first encrypts new snapshots, every one can decrypt (rotation).
+	EncryptionKeys []BackupKey `json:"encryption_keys"`
+}
+
+// BackupKey is one entry of etcd.backup.encryption_keys.
+type BackupKey struct {
+	// ID is recorded in every file the key encrypts, so that restore picks the right key after a rotation.
+	ID string `json:"id"`
+	// Key is 32 random bytes, base64 (`openssl rand -base64 32`).
+	Key Secret `json:"key"`
 }
 
 // BackupDir is where snapshots of this member are written (see BackupProperties.Dir).
@@ -261,7 +271,7 @@ func DefaultProperties() Properties {
 			WaitTimeoutInSeconds: 300,
 			CheckTTLInSeconds:    30,
 		},
-		Backup: BackupProperties{IntervalInMinutes: 60, KeepCount: 24, KeepDays: 7},
+		Backup: BackupProperties{IntervalInMinutes: 60, KeepCount: 24, KeepDays: 7, EncryptionKeys: []BackupKey{}},
 	}
 }
 

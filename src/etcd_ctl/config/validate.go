@@ -1,6 +1,7 @@
 package config
 
 import (
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"net"
@@ -135,6 +136,17 @@ func (c *Config) validateBackup(add func(prop, format string, a ...any)) {
 	}
 	if b.Dir != "" && !filepath.IsAbs(b.Dir) {
 		add("etcd.backup.dir", "got %q, must be an absolute path (or empty for /var/vcap/store/etcd-backups)", b.Dir)
+	}
+	seen := map[string]bool{}
+	for i, k := range b.EncryptionKeys {
+		prop := fmt.Sprintf("etcd.backup.encryption_keys[%d]", i)
+		if k.ID == "" || len(k.ID) > 255 || seen[k.ID] {
+			add(prop+".id", "got %q, must be a unique name of 1 to 255 bytes (it is written into every file the key encrypts)", k.ID)
+		}
+		seen[k.ID] = true
+		if raw, err := base64.StdEncoding.DecodeString(k.Key.Value()); err != nil || len(raw) != 32 {
+			add(prop+".key", "must be 32 random bytes in base64 (e.g. `openssl rand -base64 32`), never a TLS key")
+		}
 	}
 	if d, data := filepath.Clean(c.BackupDir()), filepath.Clean(c.Paths.DataDir); d == data || strings.HasPrefix(d, data+"/") {
 		add("etcd.backup.dir", "is %q, inside the data dir %s, which the documented wipe (rm -rf %s/*) empties; choose a directory outside it", d, data, data)

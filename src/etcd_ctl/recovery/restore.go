@@ -65,7 +65,11 @@ func Restore(ctx context.Context, c *config.Config, o RestoreOptions, lg *zap.Lo
 		return nil, err
 	}
 	parent := filepath.Dir(filepath.Clean(c.Paths.DataDir))
-	raw, st, cleanup, err := backup.Open(o.Snapshot, parent)
+	keys, err := backup.KeysFor(c)
+	if err != nil {
+		return nil, err
+	}
+	raw, st, cleanup, err := backup.Open(o.Snapshot, parent, keys)
 	if err != nil {
 		return nil, fmt.Errorf("the snapshot did not verify, nothing was changed: %w", err)
 	}
