@@ -132,5 +132,12 @@ func MarshalConfig(c *config.Config) ([]byte, error) {
 	}
 	etcd := m["etcd"].(map[string]any)
 	etcd["server_key"], etcd["client_key"], etcd["peer_key"] = c.Etcd.ServerKey.Value(), c.Etcd.ClientKey.Value(), c.Etcd.PeerKey.Value()
+	if b, ok := etcd["backup"].(map[string]any); ok {
+		keys := []any{}
+		for _, k := range c.Etcd.Backup.EncryptionKeys {
+			keys = append(keys, map[string]any{"id": k.ID, "key": k.Key.Value()})
+		}
+		b["encryption_keys"] = keys
+	}
 	return json.MarshalIndent(m, "", "  ")
 }
