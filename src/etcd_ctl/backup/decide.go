@@ -45,6 +45,7 @@ type Last struct {
 	Revision int64     `json:"revision"`
 	Member   string    `json:"member"`
 	File     string    `json:"file"`
+	CopiedTo string    `json:"copied_to,omitempty"`
 }
 
 // Due decides whether a scheduled snapshot is due at now. last is the cluster's record of its most recent

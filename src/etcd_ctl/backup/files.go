@@ -39,6 +39,8 @@ type Meta struct {
 	// Encrypted files name the key (etcd.backup.encryption_keys[].id) that decrypts them.
 	Encrypted bool   `json:"encrypted,omitempty"`
 	KeyID     string `json:"key_id,omitempty"`
+	// CopiedTo is where the off-VM copy is (etcd.backup.s3.*), once uploaded.
+	CopiedTo string `json:"copied_to,omitempty"`
 
 	// Dir is the directory the metadata was read from (not stored).
 	Dir string `json:"-"`
@@ -101,8 +103,12 @@ func List(dir string) ([]Meta, error) {
 		}
 		out = append(out, *m)
 	}
+	return sortNewest(out), nil
+}
+
+func sortNewest(out []Meta) []Meta {
 	sort.SliceStable(out, func(i, j int) bool { return out[i].Time.After(out[j].Time) })
-	return out, nil
+	return out
 }
 
 // Latest is the newest snapshot in dir, or nil.

@@ -58,7 +58,8 @@ func StartScheduler(ctx context.Context, c *config.Config, lg *zap.Logger) (stop
 	// Checking a quarter interval apart (at most a minute) keeps a snapshot from slipping a whole interval when
 	// a check lands a moment before the previous snapshot is exactly one interval old.
 	s := &Scheduler{Client: cli, Endpoint: self.ClientURL, Member: self.Name, Interval: interval, CheckEvery: min(DefaultCheckEvery, interval/4),
-		Options: OptionsFor(c, c.BackupDir(), lg), Log: lg}
+		Options: OptionsFor(c, c.BackupDir(), lg), Log: lg,
+		AfterTake: func(ctx context.Context, m *Meta) { copyOffVM(ctx, c, m, lg) }}
 	lg.Info("scheduled snapshots are on", zap.Duration("interval", interval), zap.String("dir", c.BackupDir()),
 		zap.String("reason", fmt.Sprintf("the member holding %s when one is due takes it", LockKey)))
 	go func() {
@@ -83,8 +84,20 @@ func TakeNow(ctx context.Context, c *config.Config, endpoint, dir string, lg *za
 	if err != nil {
 		return nil, err
 	}
-	if err := RecordLast(ctx, cli, Last{Time: m.Time, Revision: m.Revision, Member: m.TakenBy, File: m.Path()}); err != nil {
+	copyOffVM(ctx, c, m, lg)
+	if err := RecordLast(ctx, cli, Last{Time: m.Time, Revision: m.Revision, Member: m.TakenBy, File: m.Path(), CopiedTo: m.CopiedTo}); err != nil {
 		lg.Warn("the snapshot is written but the cluster's record of it is not", zap.Error(err))
 	}
 	return m, nil
+}
+
+// copyOffVM uploads m when etcd.backup.s3 is set; a failure is logged and leaves the local snapshot in place.
+func copyOffVM(ctx context.Context, c *config.Config, m *Meta, lg *zap.Logger) {
+	r, err := RemoteFor(c)
+	if err == nil && r != nil {
+		err = r.Upload(ctx, m, lg)
+	}
+	if err != nil {
+		lg.Warn("copying the snapshot off the VM failed; the local snapshot is kept", zap.String("file", m.Path()), zap.Error(err))
+	}
 }

@@ -35,6 +35,8 @@ type Scheduler struct {
 	CheckEvery time.Duration
 	Options    Options
 	Log        *zap.Logger
+	// AfterTake, if set, runs after a snapshot is written and before it is recorded (the off-VM copy).
+	AfterTake func(context.Context, *Meta)
 }
 
 // Run checks every CheckEvery until ctx ends. Failures are logged; the next check tries again.
@@ -97,7 +99,10 @@ func (s *Scheduler) Tick(ctx context.Context) (*Meta, error) {
 	if err != nil {
 		return nil, err
 	}
-	return m, RecordLast(ctx, s.Client, Last{Time: m.Time, Revision: m.Revision, Member: s.Member, File: m.Path()})
+	if s.AfterTake != nil {
+		s.AfterTake(ctx, m)
+	}
+	return m, RecordLast(ctx, s.Client, Last{Time: m.Time, Revision: m.Revision, Member: s.Member, File: m.Path(), CopiedTo: m.CopiedTo})
 }
 
 func (s *Scheduler) now() time.Time {

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"path/filepath"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -63,7 +64,7 @@ etcd.backup.keep_count / keep_days apply. The snapshot is recorded as the cluste
 }
 
 func newRestoreCmd() *cobra.Command {
-	var path, latestIn string
+	var path, latestIn, fromS3 string
 	o := recovery.RestoreOptions{}
 	cmd := &cobra.Command{
 		Use:   "restore --snapshot FILE",
@@ -83,9 +84,27 @@ run 'monit start etcd' on every VM afterwards.`,
 			if err != nil {
 				return err
 			}
+			if fromS3 != "" {
+				if o.Snapshot != "" || latestIn != "" {
+					return fmt.Errorf("give one of --snapshot, --latest-in, --from-s3")
+				}
+				r, err := backup.RemoteFor(c)
+				if err != nil {
+					return err
+				}
+				if r == nil {
+					return fmt.Errorf("--from-s3: etcd.backup.s3.endpoint is empty, so there is no off-VM store to download from")
+				}
+				ctx, cancel := signalContext()
+				defer cancel()
+				if o.Snapshot, err = r.Download(ctx, fromS3, c.BackupDir()); err != nil {
+					return fmt.Errorf("downloading %s (nothing was changed): %w", r.Where(fromS3), err)
+				}
+				fmt.Fprintf(cmd.OutOrStdout(), "downloaded %s to %s\n", r.Where(filepath.Base(o.Snapshot)), o.Snapshot)
+			}
 			if latestIn != "" {
 				if o.Snapshot != "" {
-					return fmt.Errorf("give --snapshot or --latest-in, not both")
+					return fmt.Errorf("give one of --snapshot, --latest-in, --from-s3")
 				}
 				m, err := backup.Latest(latestIn)
 				if err != nil {
@@ -118,6 +137,7 @@ run 'monit start etcd' on every VM afterwards.`,
 	addConfigFlag(cmd, &path)
 	cmd.Flags().StringVar(&o.Snapshot, "snapshot", "", "snapshot file (.db or .db.gz, with or without its .json metadata beside it)")
 	cmd.Flags().StringVar(&latestIn, "latest-in", "", "restore the newest snapshot (by its metadata) in this directory, e.g. a bbr artifact directory")
+	cmd.Flags().StringVar(&fromS3, "from-s3", "", "download this snapshot file (or \"latest\") from etcd.backup.s3 into the backup dir, then restore it")
 	cmd.Flags().BoolVar(&o.Force, "force", false, "replace a data dir that holds a member (it is moved aside, not deleted)")
 	cmd.Flags().StringVar(&o.Nonce, "nonce", "", "makes the new cluster's identity; the same on every member (default: the start of the snapshot's sha256); set a new one to restore the same snapshot again")
 	cmd.Flags().Uint64Var(&o.RevisionBump, "bump-revision", recovery.DefaultRevisionBump, "how far past the snapshot's revision the restored cluster starts (more than the writes made after the snapshot)")

@@ -109,6 +109,23 @@ type BackupProperties struct {
 	Dir string `json:"dir"`
 	// EncryptionKeys encrypt snapshot files: the first encrypts new snapshots, every one can decrypt (rotation).
 	EncryptionKeys []BackupKey `json:"encryption_keys"`
+	// S3 is the optional off-VM copy of every snapshot this member takes (etcd.backup.s3.*).
+	S3 BackupS3Properties `json:"s3"`
+}
+
+// BackupS3Properties are the `etcd.backup.s3.*` job properties; an empty endpoint turns off-VM copies off.
+type BackupS3Properties struct {
+	Endpoint        string `json:"endpoint"`
+	Bucket          string `json:"bucket"`
+	Prefix          string `json:"prefix"`
+	Region          string `json:"region"`
+	AccessKeyID     string `json:"access_key_id"`
+	SecretAccessKey Secret `json:"secret_access_key"`
+	// CACert, if set, is the only CA trusted for an https endpoint.
+	CACert string `json:"ca_cert"`
+	// KeepCount and KeepDays are the remote retention (0: the local etcd.backup.keep_count / keep_days).
+	KeepCount int `json:"keep_count"`
+	KeepDays  int `json:"keep_days"`
 }
 
 // BackupKey is one entry of etcd.backup.encryption_keys.
@@ -271,7 +288,7 @@ func DefaultProperties() Properties {
 			WaitTimeoutInSeconds: 300,
 			CheckTTLInSeconds:    30,
 		},
-		Backup: BackupProperties{IntervalInMinutes: 60, KeepCount: 24, KeepDays: 7, EncryptionKeys: []BackupKey{}},
+		Backup: BackupProperties{IntervalInMinutes: 60, KeepCount: 24, KeepDays: 7, EncryptionKeys: []BackupKey{}, S3: BackupS3Properties{Prefix: "etcd", Region: "us-east-1"}},
 	}
 }
 

@@ -148,6 +148,19 @@ func (c *Config) validateBackup(add func(prop, format string, a ...any)) {
 			add(prop+".key", "must be 32 random bytes in base64 (e.g. `openssl rand -base64 32`), never a TLS key")
 		}
 	}
+	if s3 := b.S3; s3.Endpoint != "" {
+		if u, err := url.Parse(s3.Endpoint); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			add("etcd.backup.s3.endpoint", "got %q, must be an http:// or https:// URL of an S3-compatible store (or empty: no off-VM copies)", s3.Endpoint)
+		}
+		for prop, v := range map[string]string{"bucket": s3.Bucket, "access_key_id": s3.AccessKeyID, "secret_access_key": s3.SecretAccessKey.Value()} {
+			if v == "" {
+				add("etcd.backup.s3."+prop, "is empty but etcd.backup.s3.endpoint is set; set it (or clear the endpoint)")
+			}
+		}
+		if s3.KeepCount < 0 || s3.KeepDays < 0 {
+			add("etcd.backup.s3.keep_count", "keep_count and keep_days must be 0 (the local etcd.backup values) or positive")
+		}
+	}
 	if d, data := filepath.Clean(c.BackupDir()), filepath.Clean(c.Paths.DataDir); d == data || strings.HasPrefix(d, data+"/") {
 		add("etcd.backup.dir", "is %q, inside the data dir %s, which the documented wipe (rm -rf %s/*) empties; choose a directory outside it", d, data, data)
 	}

@@ -70,6 +70,9 @@ func printBackup(w io.Writer, v *BackupView) {
 	} else {
 		fmt.Fprintln(w, "  on this VM:     none")
 	}
+	if v.Local != nil && v.Local.CopiedTo != "" {
+		fmt.Fprintf(w, "  copied to:      %s\n", v.Local.CopiedTo)
+	}
 	if v.Error != "" {
 		fmt.Fprintf(w, "  %s\n", v.Error)
 	}

@@ -138,6 +138,9 @@ func MarshalConfig(c *config.Config) ([]byte, error) {
 			keys = append(keys, map[string]any{"id": k.ID, "key": k.Key.Value()})
 		}
 		b["encryption_keys"] = keys
+		if s3, ok := b["s3"].(map[string]any); ok {
+			s3["secret_access_key"] = c.Etcd.Backup.S3.SecretAccessKey.Value()
+		}
 	}
 	return json.MarshalIndent(m, "", "  ")
 }
