@@ -246,3 +246,13 @@ func canonicalQuery(q url.Values) string {
 	}
 	return strings.Join(parts, "&")
 }
+
+// CreateBucket creates the client's bucket (tests and first-time setup; etcd_ctl expects it to exist).
+func (c *Client) CreateBucket(ctx context.Context) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPut, c.objectURL("", nil).String(), nil)
+	if err != nil {
+		return err
+	}
+	_, err = c.do(req, emptySHA256)
+	return err
+}
