@@ -58,3 +58,6 @@ bench-churn: ## keyspace maintenance: db and in-use size over time under a fixed
 
 bench-defrag: ## cluster-wide defragmentation under load: failed writes, longest stall, p99 vs no defragmentation
 	$(GO) run ./src/bench/cmd/bench-defrag $(ARGS)
+.PHONY: bench-backup
+bench-backup: ## verified snapshot of a 1 GiB keyspace vs copying the db file, puts during it, restore of 3 members
+	$(GO) run ./src/bench/cmd/bench-backup

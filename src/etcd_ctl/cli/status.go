@@ -53,6 +53,7 @@ func newStatusCmd() *cobra.Command {
 				r.AddConsul(ctx, peers.NewConsul(c, zap.NewNop(), false))
 			}
 			r.AddMovedAside(c.Paths.DataDir)
+			r.AddBackup(ctx, c, time.Now())
 			if o.json {
 				enc := json.NewEncoder(cmd.OutOrStdout())
 				enc.SetIndent("", "  ")

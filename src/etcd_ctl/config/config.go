@@ -113,6 +113,59 @@ type Properties struct {
 	// EnableCorruptionChecks turns on etcd's InitialCorruptCheck and CompactHashCheck feature gates.
 	EnableCorruptionChecks bool                  `json:"enable_corruption_checks"`
 	Maintenance            MaintenanceProperties `json:"maintenance"`
+	// Backup holds the etcd.backup.* properties: scheduled snapshots on the persistent disk.
+	Backup BackupProperties `json:"backup"`
+}
+
+// BackupProperties are the `etcd.backup.*` job properties.
+type BackupProperties struct {
+	// IntervalInMinutes is how often the cluster takes a scheduled snapshot (one member at a time); 0 turns
+	// scheduled snapshots off (`etcd_ctl snapshot` still works).
+	IntervalInMinutes int `json:"interval_in_minutes"`
+	// KeepCount is how many snapshots a member keeps in its backup dir (the newest is always kept).
+	KeepCount int `json:"keep_count"`
+	// KeepDays prunes snapshots older than this many days (0: no age limit; the newest is always kept).
+	KeepDays int `json:"keep_days"`
+	// Gzip compresses snapshot files.
+	Gzip bool `json:"gzip"`
+	// Dir is where snapshots go; empty means "<data dir>-backups" (/var/vcap/store/etcd-backups), on the
+	// persistent disk but outside the store the documented wipe (rm -rf /var/vcap/store/etcd/*) empties.
+	Dir string `json:"dir"`
+	// EncryptionKeys encrypt snapshot files: the first encrypts new snapshots, every one can decrypt (rotation).
+	EncryptionKeys []BackupKey `json:"encryption_keys"`
+	// S3 is the optional off-VM copy of every snapshot this member takes (etcd.backup.s3.*).
+	S3 BackupS3Properties `json:"s3"`
+}
+
+// BackupS3Properties are the `etcd.backup.s3.*` job properties; an empty endpoint turns off-VM copies off.
+type BackupS3Properties struct {
+	Endpoint        string `json:"endpoint"`
+	Bucket          string `json:"bucket"`
+	Prefix          string `json:"prefix"`
+	Region          string `json:"region"`
+	AccessKeyID     string `json:"access_key_id"`
+	SecretAccessKey Secret `json:"secret_access_key"`
+	// CACert, if set, is the only CA trusted for an https endpoint.
+	CACert string `json:"ca_cert"`
+	// KeepCount and KeepDays are the remote retention (0: the local etcd.backup.keep_count / keep_days).
+	KeepCount int `json:"keep_count"`
+	KeepDays  int `json:"keep_days"`
+}
+
+// BackupKey is one entry of etcd.backup.encryption_keys.
+type BackupKey struct {
+	// ID is recorded in every file the key encrypts, so that restore picks the right key after a rotation.
+	ID string `json:"id"`
+	// Key is 32 random bytes, base64 (`openssl rand -base64 32`).
+	Key Secret `json:"key"`
+}
+
+// BackupDir is where snapshots of this member are written (see BackupProperties.Dir).
+func (c *Config) BackupDir() string {
+	if c.Etcd.Backup.Dir != "" {
+		return c.Etcd.Backup.Dir
+	}
+	return filepath.Clean(c.Paths.DataDir) + "-backups"
 }
 
 // ConsulProperties are the `etcd.consul.*` job properties.
@@ -275,6 +328,7 @@ func DefaultProperties() Properties {
 		AutoCompactionRetention: "5m",
 		EnableCorruptionChecks:  true,
 		Maintenance:             DefaultMaintenance(),
+		Backup:                  BackupProperties{IntervalInMinutes: 60, KeepCount: 24, KeepDays: 7, EncryptionKeys: []BackupKey{}, S3: BackupS3Properties{Prefix: "etcd", Region: "us-east-1"}},
 	}
 }
 

@@ -1,10 +1,13 @@
 package config
 
 import (
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"net"
 	"net/url"
+	"path/filepath"
+	"strings"
 	"time"
 )
 
@@ -72,6 +75,7 @@ func (c *Config) Validate(now time.Time) (warnings []string, err error) {
 	}
 	c.validateMetrics(add)
 	warnings = append(warnings, c.validateMaintenance(add)...)
+	c.validateBackup(add)
 	if c.Paths.DataDir == "" {
 		add("paths.data_dir", "is empty")
 	}
@@ -106,5 +110,49 @@ func (c *Config) validateConsul(add func(prop, format string, a ...any)) {
 	}
 	if u, err := url.Parse(e.Consul.AgentURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 		add("etcd.consul.agent_url", "got %q, must be the http(s) URL of the colocated consul agent's HTTP API (default %s)", e.Consul.AgentURL, DefaultConsulAgentURL)
+	}
+}
+
+// validateBackup checks the etcd.backup.* properties.
+func (c *Config) validateBackup(add func(prop, format string, a ...any)) {
+	b := c.Etcd.Backup
+	if b.IntervalInMinutes < 0 {
+		add("etcd.backup.interval_in_minutes", "got %d, must be 0 (scheduled snapshots off) or a number of minutes", b.IntervalInMinutes)
+	}
+	if b.KeepCount < 1 {
+		add("etcd.backup.keep_count", "got %d, must be at least 1 (the newest snapshot is always kept)", b.KeepCount)
+	}
+	if b.KeepDays < 0 {
+		add("etcd.backup.keep_days", "got %d, must be 0 (no age limit) or a number of days", b.KeepDays)
+	}
+	if b.Dir != "" && !filepath.IsAbs(b.Dir) {
+		add("etcd.backup.dir", "got %q, must be an absolute path (or empty for /var/vcap/store/etcd-backups)", b.Dir)
+	}
+	seen := map[string]bool{}
+	for i, k := range b.EncryptionKeys {
+		prop := fmt.Sprintf("etcd.backup.encryption_keys[%d]", i)
+		if k.ID == "" || len(k.ID) > 255 || seen[k.ID] {
+			add(prop+".id", "got %q, must be a unique name of 1 to 255 bytes (it is written into every file the key encrypts)", k.ID)
+		}
+		seen[k.ID] = true
+		if raw, err := base64.StdEncoding.DecodeString(k.Key.Value()); err != nil || len(raw) != 32 {
+			add(prop+".key", "must be 32 random bytes in base64 (e.g. `openssl rand -base64 32`), never a TLS key")
+		}
+	}
+	if s3 := b.S3; s3.Endpoint != "" {
+		if u, err := url.Parse(s3.Endpoint); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			add("etcd.backup.s3.endpoint", "got %q, must be an http:// or https:// URL of an S3-compatible store (or empty: no off-VM copies)", s3.Endpoint)
+		}
+		for prop, v := range map[string]string{"bucket": s3.Bucket, "access_key_id": s3.AccessKeyID, "secret_access_key": s3.SecretAccessKey.Value()} {
+			if v == "" {
+				add("etcd.backup.s3."+prop, "is empty but etcd.backup.s3.endpoint is set; set it (or clear the endpoint)")
+			}
+		}
+		if s3.KeepCount < 0 || s3.KeepDays < 0 {
+			add("etcd.backup.s3.keep_count", "keep_count and keep_days must be 0 (the local etcd.backup values) or positive")
+		}
+	}
+	if d, data := filepath.Clean(c.BackupDir()), filepath.Clean(c.Paths.DataDir); d == data || strings.HasPrefix(d, data+"/") {
+		add("etcd.backup.dir", "is %q, inside the data dir %s, which the documented wipe (rm -rf %s/*) empties; choose a directory outside it", d, data, data)
 	}
 }

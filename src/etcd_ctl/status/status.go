@@ -63,6 +63,8 @@ type Report struct {
 	Maintenance *maintenance.State `json:"maintenance,omitempty"`
 	// AlarmError is set when the alarms could not be listed.
 	AlarmError string `json:"alarm_error,omitempty"`
+	// Backup is the snapshots view (see AddBackup).
+	Backup *BackupView `json:"backup,omitempty"`
 }
 
 // AddMovedAside lists the moved-aside copies next to this member's data dir (a local look at the disk; a
@@ -207,6 +209,9 @@ func Print(w io.Writer, r *Report) {
 	}
 	if r.Maintenance != nil {
 		printMaintenance(w, r.Maintenance)
+	}
+	if r.Backup != nil {
+		printBackup(w, r.Backup)
 	}
 	PrintMovedAside(w, r)
 }

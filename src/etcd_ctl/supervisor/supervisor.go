@@ -14,6 +14,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/etcd-release/etcd-release/src/etcd_ctl/backup"
 	"github.com/etcd-release/etcd-release/src/etcd_ctl/config"
 	"github.com/etcd-release/etcd-release/src/etcd_ctl/etcdserver"
 	"github.com/etcd-release/etcd-release/src/etcd_ctl/maintenance"
@@ -92,8 +93,9 @@ type run struct {
 	mgr       *membership.Manager
 	met       *metrics.Service
 	setHealth func(peers.HealthFunc)
-	// stopMaintenance stops this start's maintenance loop (idempotent; a no-op before etcd runs).
-	stopMaintenance func()
+	// stopMaintenance and stopBackups stop this start's maintenance loop and snapshot scheduler (idempotent; nil
+	// before etcd runs).
+	stopMaintenance, stopBackups func()
 }
 
 // once decides how to start, runs etcd and supervises it. stepped reports that the member stepped down from a
@@ -122,6 +124,9 @@ func (r *run) once(ctx context.Context) (stepped bool, err error) {
 	r.lg.Info("member is running", zap.String("kind", st.Kind), zap.String("member-id", srv.Etcd().Server.MemberID().String()))
 	r.stopMaintenance = startMaintenance(ctx, r.c, srv, r.lg)
 	defer r.stopMaintenance()
+	// Scheduled snapshots (etcd.backup.*) run while the member does.
+	r.stopBackups = backup.StartScheduler(ctx, r.c, r.lg)
+	defer r.stopBackups()
 	return r.supervise(ctx, st, srv)
 }
 
@@ -148,13 +153,15 @@ func (r *run) startEtcd(ctx context.Context, st *membership.Start) (*etcdserver.
 
 func stopping() (bool, string) { return false, "etcd is stopping" }
 
-// markStopping tells consul and /health that etcd is going away, and ends the maintenance loop first so that
-// no compaction or defragmentation runs against a stopping server.
+// markStopping tells consul and /health that etcd is going away, and ends the maintenance loop and the snapshot
+// scheduler first so that no compaction, defragmentation or snapshot runs against a stopping server.
 func (r *run) markStopping() {
 	r.setHealth(stopping)
 	r.met.EtcdStopping("etcd is stopping")
-	if r.stopMaintenance != nil {
-		r.stopMaintenance()
+	for _, stop := range []func(){r.stopMaintenance, r.stopBackups} {
+		if stop != nil {
+			stop()
+		}
 	}
 }
 

@@ -277,3 +277,13 @@ func (c *cluster) requireNoLoss(prefix string, res loadgen.Result) {
 	require.NoError(c.t, err)
 	require.Empty(c.t, missing, "acknowledged writes lost")
 }
+
+// startAll starts members 0..n-1 and waits until each is ready.
+func (c *cluster) startAll(n int) {
+	for i := 0; i < n; i++ {
+		c.start(i)
+	}
+	for i := 0; i < n; i++ {
+		c.waitReady(i, 3*time.Minute)
+	}
+}

@@ -135,15 +135,6 @@ func alarms(t *testing.T, cli *clientv3.Client) []string {
 	return out
 }
 
-func (c *cluster) startAll(n int) {
-	for i := 0; i < n; i++ {
-		c.start(i)
-	}
-	for i := 0; i < n; i++ {
-		c.waitReady(i, 3*time.Minute)
-	}
-}
-
 // sampleSizes logs every member's db size and in-use size every interval until ctx ends and returns the largest
 // db size seen.
 func (c *cluster) sampleSizes(ctx context.Context, n int, interval time.Duration) func() int64 {

@@ -134,6 +134,16 @@ func MarshalConfig(c *config.Config) ([]byte, error) {
 	etcd := m["etcd"].(map[string]any)
 	etcd["server_key"], etcd["client_key"], etcd["peer_key"] = c.Etcd.ServerKey.Value(), c.Etcd.ClientKey.Value(), c.Etcd.PeerKey.Value()
 	etcd["metrics_server_key"] = c.Etcd.MetricsServerKey.Value()
+	if b, ok := etcd["backup"].(map[string]any); ok {
+		keys := []any{}
+		for _, k := range c.Etcd.Backup.EncryptionKeys {
+			keys = append(keys, map[string]any{"id": k.ID, "key": k.Key.Value()})
+		}
+		b["encryption_keys"] = keys
+		if s3, ok := b["s3"].(map[string]any); ok {
+			s3["secret_access_key"] = c.Etcd.Backup.S3.SecretAccessKey.Value()
+		}
+	}
 	return json.MarshalIndent(m, "", "  ")
 }
 

@@ -1,0 +1,375 @@
+package backup
+
+import (
+	"compress/gzip"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.etcd.io/etcd/etcdutl/v3/snapshot"
+	"go.uber.org/zap"
+
+	"github.com/etcd-release/etcd-release/src/etcd_ctl/atomicfile"
+)
+
+// Options say where and how Take writes a snapshot.
+type Options struct {
+	Dir  string
+	Gzip bool
+	// KeepCount and KeepDays are the retention applied after a snapshot was written (see Prune).
+	KeepCount, KeepDays int
+	// Key, if set, encrypts the file (after verification and gzip).
+	Key *Key
+	Now func() time.Time
+	Log *zap.Logger
+}
+
+// Take streams a snapshot of the member at endpoint into o.Dir: temporary file, fsync, verification, optional
+// gzip, rename, metadata; then it prunes by retention. cli must talk to endpoint only, so that the metadata
+// names the member whose database was streamed. Nothing is renamed into place unless it verified.
+func Take(ctx context.Context, cli *clientv3.Client, endpoint string, o Options) (*Meta, error) {
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	if o.Log == nil {
+		o.Log = zap.NewNop()
+	}
+	if err := os.MkdirAll(o.Dir, 0o700); err != nil {
+		return nil, fmt.Errorf("creating backup dir: %w", err)
+	}
+	meta, err := describe(ctx, cli, endpoint)
+	if err != nil {
+		return nil, err
+	}
+	meta.Time, meta.Dir, meta.Gzip = o.Now().UTC(), o.Dir, o.Gzip
+	start := time.Now()
+	var raw string
+	var st snapshot.Status
+	lowPriority(func() {
+		if raw, err = stream(ctx, cli, o.Dir, meta); err != nil {
+			return
+		}
+		if st, err = openDB(raw); err != nil {
+			err = fmt.Errorf("the snapshot streamed from %s did not verify (nothing was kept): %w", endpoint, err)
+		}
+	})
+	if raw != "" {
+		defer os.Remove(raw)
+	}
+	if err != nil {
+		return nil, err
+	}
+	meta.Revision, meta.TotalKeys = st.Revision, st.TotalKey
+	final := raw
+	if o.Gzip {
+		if final, err = compress(raw, meta); err != nil {
+			return nil, err
+		}
+		defer os.Remove(final)
+	}
+	if o.Key != nil {
+		if final, err = encryptFile(final, *o.Key, meta); err != nil {
+			return nil, err
+		}
+		defer os.Remove(final)
+	}
+	meta.File = FileName(meta.Time, meta.Revision, o.Gzip)
+	if o.Key != nil {
+		meta.File += ".enc"
+	}
+	if err := os.Rename(final, meta.Path()); err != nil {
+		return nil, fmt.Errorf("renaming the verified snapshot into place: %w", err)
+	}
+	if err := atomicfile.SyncDir(o.Dir); err != nil {
+		return nil, err
+	}
+	if err := writeMeta(*meta); err != nil {
+		return nil, fmt.Errorf("writing snapshot metadata: %w", err)
+	}
+	o.Log.Info("took a snapshot", zap.String("file", meta.Path()), zap.Int64("revision", meta.Revision), zap.Int64("size", meta.Size),
+		zap.Duration("took", time.Since(start)), zap.String("sha256", meta.SHA256))
+	pruneDir(o)
+	return meta, nil
+}
+
+// describe reads who the snapshot comes from: cluster, member, version, member list.
+func describe(ctx context.Context, cli *clientv3.Client, endpoint string) (*Meta, error) {
+	cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	st, err := cli.Status(cctx, endpoint)
+	if err != nil {
+		return nil, fmt.Errorf("asking %s for its status before the snapshot: %w", endpoint, err)
+	}
+	list, err := cli.MemberList(cctx)
+	if err != nil {
+		return nil, fmt.Errorf("listing members before the snapshot: %w", err)
+	}
+	m := &Meta{ClusterID: strconv.FormatUint(st.Header.ClusterId, 16), TakenByID: strconv.FormatUint(st.Header.MemberId, 16), EtcdVersion: st.Version}
+	for _, mm := range list.Members {
+		id := strconv.FormatUint(mm.ID, 16)
+		if id == m.TakenByID {
+			m.TakenBy = mm.Name
+		}
+		m.Members = append(m.Members, Member{ID: id, Name: mm.Name, PeerURLs: mm.PeerURLs, Learner: mm.IsLearner})
+	}
+	return m, nil
+}
+
+// stream writes the snapshot stream to a temporary file in dir and fsyncs it; it returns the file's path.
+func stream(ctx context.Context, cli *clientv3.Client, dir string, meta *Meta) (string, error) {
+	f, err := os.CreateTemp(dir, ".etcd-snapshot-*.part")
+	if err != nil {
+		return "", fmt.Errorf("creating a temporary snapshot file: %w", err)
+	}
+	defer f.Close()
+	resp, err := cli.SnapshotWithVersion(ctx)
+	if err != nil {
+		return f.Name(), fmt.Errorf("requesting a snapshot: %w", err)
+	}
+	defer resp.Snapshot.Close()
+	sum, trailer := sha256.New(), newTrailerHasher()
+	n, err := io.Copy(io.MultiWriter(f, sum, trailer), resp.Snapshot)
+	if err != nil {
+		return f.Name(), fmt.Errorf("receiving the snapshot after %d bytes: %w", n, err)
+	}
+	if err := CheckTrailer(n, trailer.Trailer(), trailer.Sum()); err != nil {
+		return f.Name(), fmt.Errorf("the snapshot streamed did not verify (nothing was kept): %w", err)
+	}
+	if err := f.Sync(); err != nil {
+		return f.Name(), fmt.Errorf("fsyncing the snapshot: %w", err)
+	}
+	meta.StorageVersion, meta.DBSize, meta.Size, meta.SHA256 = resp.Version, n, n, hex.EncodeToString(sum.Sum(nil))
+	return f.Name(), f.Close()
+}
+
+// compress gzips the verified raw snapshot into a temporary file beside it and fsyncs it.
+func compress(raw string, meta *Meta) (string, error) {
+	in, err := os.Open(raw)
+	if err != nil {
+		return "", err
+	}
+	defer in.Close()
+	out, err := os.CreateTemp(filepath.Dir(raw), ".etcd-snapshot-*.gz.part")
+	if err != nil {
+		return "", err
+	}
+	defer out.Close()
+	sum := sha256.New()
+	zw := gzip.NewWriter(io.MultiWriter(out, sum))
+	if _, err := io.Copy(zw, in); err != nil {
+		return out.Name(), fmt.Errorf("compressing the snapshot: %w", err)
+	}
+	if err := zw.Close(); err != nil {
+		return out.Name(), fmt.Errorf("compressing the snapshot: %w", err)
+	}
+	if err := out.Sync(); err != nil {
+		return out.Name(), fmt.Errorf("fsyncing the compressed snapshot: %w", err)
+	}
+	fi, err := out.Stat()
+	if err != nil {
+		return out.Name(), err
+	}
+	meta.Size, meta.SHA256 = fi.Size(), hex.EncodeToString(sum.Sum(nil))
+	return out.Name(), out.Close()
+}
+
+// encryptFile seals in into a temporary file beside it and fsyncs it.
+func encryptFile(in string, k Key, meta *Meta) (string, error) {
+	src, err := os.Open(in)
+	if err != nil {
+		return "", err
+	}
+	defer src.Close()
+	out, err := os.CreateTemp(filepath.Dir(in), ".etcd-snapshot-*.enc.part")
+	if err != nil {
+		return "", err
+	}
+	defer out.Close()
+	sum := sha256.New()
+	if err := Encrypt(io.MultiWriter(out, sum), src, k); err != nil {
+		return out.Name(), fmt.Errorf("encrypting the snapshot: %w", err)
+	}
+	if err := out.Sync(); err != nil {
+		return out.Name(), fmt.Errorf("fsyncing the encrypted snapshot: %w", err)
+	}
+	fi, err := out.Stat()
+	if err != nil {
+		return out.Name(), err
+	}
+	meta.Size, meta.SHA256, meta.Encrypted, meta.KeyID = fi.Size(), hex.EncodeToString(sum.Sum(nil)), true, k.ID
+	return out.Name(), out.Close()
+}
+
+// pruneDir applies retention to o.Dir; failures are logged, never fatal: the new snapshot is in place.
+func pruneDir(o Options) {
+	all, err := List(o.Dir)
+	if err != nil {
+		o.Log.Warn("listing snapshots for retention failed", zap.Error(err))
+		return
+	}
+	for _, m := range Prune(all, o.Now(), o.KeepCount, o.KeepDays) {
+		if err := remove(m); err != nil {
+			o.Log.Warn("pruning a snapshot failed", zap.String("file", m.Path()), zap.Error(err))
+			continue
+		}
+		o.Log.Info("pruned a snapshot", zap.String("file", m.Path()), zap.String("reason", fmt.Sprintf("retention keeps the newest %d and none older than %d days (0: no limit)", o.KeepCount, o.KeepDays)))
+	}
+}
+
+// Verify checks an uncompressed snapshot file: etcd's sha256 trailer, then a full read-only open of the
+// database (etcdutl's snapshot status: a consistency check of every page and a walk of every key).
+func Verify(path string) (snapshot.Status, error) {
+	if err := checkTrailerOf(path); err != nil {
+		return snapshot.Status{}, err
+	}
+	return openDB(path)
+}
+
+// openDB is the full read-only open of a snapshot's database (etcdutl's snapshot status).
+func openDB(path string) (snapshot.Status, error) {
+	st, err := snapshot.NewV3(zap.NewNop()).Status(path)
+	if err != nil {
+		return st, fmt.Errorf("opening the snapshot's database: %w", err)
+	}
+	return st, nil
+}
+
+func checkTrailerOf(path string) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return err
+	}
+	if !HasTrailer(fi.Size()) {
+		return CheckTrailer(fi.Size(), nil, nil)
+	}
+	h := sha256.New()
+	if _, err := io.CopyN(h, f, fi.Size()-TrailerSize); err != nil {
+		return fmt.Errorf("reading the snapshot: %w", err)
+	}
+	trailer := make([]byte, TrailerSize)
+	if _, err := io.ReadFull(f, trailer); err != nil {
+		return fmt.Errorf("reading the snapshot's trailer: %w", err)
+	}
+	return CheckTrailer(fi.Size(), trailer, h.Sum(nil))
+}
+
+// Open verifies a snapshot file for a restore and returns the path of its plain form (temporary files in
+// scratch for an .enc or .gz file; cleanup removes them). The file's sha256 must match its metadata when that
+// exists; an encrypted file is decrypted and authenticated completely before anything uses it.
+func Open(path, scratch string, keys []Key) (raw string, st snapshot.Status, cleanup func(), err error) {
+	var temps []string
+	cleanup = func() {
+		for _, t := range temps {
+			os.Remove(t)
+		}
+	}
+	defer func() {
+		if err != nil {
+			cleanup()
+			cleanup = func() {}
+		}
+	}()
+	if meta, merr := ReadMeta(path); merr == nil {
+		if err := checkSHA256(path, meta.SHA256); err != nil {
+			return "", st, cleanup, err
+		}
+	} else if !errors.Is(merr, os.ErrNotExist) {
+		return "", st, cleanup, merr
+	}
+	raw, name := path, path
+	if strings.HasSuffix(name, ".enc") {
+		if raw, err = decryptTo(path, scratch, keys); err != nil {
+			return "", st, cleanup, err
+		}
+		temps, name = append(temps, raw), strings.TrimSuffix(name, ".enc")
+	}
+	if strings.HasSuffix(name, ".gz") {
+		if raw, err = gunzip(raw, scratch); err != nil {
+			return "", st, cleanup, fmt.Errorf("%s: %w", path, err)
+		}
+		temps = append(temps, raw)
+	}
+	if st, err = Verify(raw); err != nil {
+		return "", st, cleanup, fmt.Errorf("%s: %w", path, err)
+	}
+	return raw, st, cleanup, nil
+}
+
+func decryptTo(path, scratch string, keys []Key) (string, error) {
+	in, err := os.Open(path)
+	if err != nil {
+		return "", err
+	}
+	defer in.Close()
+	out, err := os.CreateTemp(scratch, ".etcd-snapshot-restore-*.dec")
+	if err != nil {
+		return "", err
+	}
+	defer out.Close()
+	if _, err := Decrypt(out, in, keys); err != nil {
+		os.Remove(out.Name())
+		return "", fmt.Errorf("%s: %w; nothing was restored", path, err)
+	}
+	return out.Name(), out.Close()
+}
+
+// FileSHA256 is the hex sha256 of a file.
+func FileSHA256(path string) (string, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return "", err
+	}
+	defer f.Close()
+	h := sha256.New()
+	if _, err := io.Copy(h, f); err != nil {
+		return "", err
+	}
+	return hex.EncodeToString(h.Sum(nil)), nil
+}
+
+func checkSHA256(path, want string) error {
+	got, err := FileSHA256(path)
+	if err != nil {
+		return err
+	}
+	if got != want {
+		return fmt.Errorf("%s: its sha256 is %s but its metadata (%s) records %s: the file is corrupt, truncated or not the one the metadata describes", path, got, MetaPath(path), want)
+	}
+	return nil
+}
+
+func gunzip(path, scratch string) (string, error) {
+	in, err := os.Open(path)
+	if err != nil {
+		return "", err
+	}
+	defer in.Close()
+	zr, err := gzip.NewReader(in)
+	if err != nil {
+		return "", fmt.Errorf("not a gzip file: %w", err)
+	}
+	out, err := os.CreateTemp(scratch, ".etcd-snapshot-restore-*.db")
+	if err != nil {
+		return "", err
+	}
+	defer out.Close()
+	if _, err := io.Copy(out, zr); err != nil {
+		os.Remove(out.Name())
+		return "", fmt.Errorf("decompressing: %w", err)
+	}
+	return out.Name(), out.Close()
+}
