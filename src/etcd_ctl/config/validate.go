@@ -19,58 +19,11 @@ func (c *Config) Validate(now time.Time) (warnings []string, err error) {
 	add := func(prop, format string, a ...any) {
 		errs = append(errs, &PropertyError{Property: prop, Problem: fmt.Sprintf(format, a...)})
 	}
-	e := c.Etcd
-
-	if c.Instance.Name == "" {
-		add("instance.name", "is empty; the template must render spec.name")
-	}
-	if c.Instance.Index < 0 {
-		add("instance.index", "got %d, must be 0 or more", c.Instance.Index)
-	}
-	if c.Instance.Address == "" && c.Instance.IP == "" {
-		add("instance.address", "is empty (and so is instance.ip); the template must render spec.address")
-	}
-
-	if e.ElectionTimeoutInMilliseconds <= 0 {
-		add("etcd.election_timeout_in_milliseconds", "got %d, must be positive (default 1000)", e.ElectionTimeoutInMilliseconds)
-	} else if e.ElectionTimeoutInMilliseconds > 50000 {
-		add("etcd.election_timeout_in_milliseconds", "got %d, etcd allows at most 50000", e.ElectionTimeoutInMilliseconds)
-	} else if e.HeartbeatIntervalInMilliseconds > 0 && e.ElectionTimeoutInMilliseconds < 5*e.HeartbeatIntervalInMilliseconds {
-		add("etcd.election_timeout_in_milliseconds", "got %d, must be at least 5 × etcd.heartbeat_interval_in_milliseconds (%d)", e.ElectionTimeoutInMilliseconds, 5*e.HeartbeatIntervalInMilliseconds)
-	}
-	checkPort := func(prop string, port int) {
-		if port < 1 || port > 65535 {
-			add(prop, "got %d, must be a TCP port between 1 and 65535", port)
-		}
-	}
-	checkPort("etcd.client_port", e.ClientPort)
-	checkPort("etcd.peer_port", e.PeerPort)
-	checkIP := func(prop, v string) net.IP {
-		ip := net.ParseIP(v)
-		if ip == nil {
-			add(prop, "got %q, must be an IP address to listen on (default 0.0.0.0)", v)
-		}
-		return ip
-	}
-	cip, pip := checkIP("etcd.client_ip", e.ClientIP), checkIP("etcd.peer_ip", e.PeerIP)
-	if e.ClientPort == e.PeerPort && cip != nil && pip != nil && (cip.Equal(pip) || cip.IsUnspecified() || pip.IsUnspecified()) {
-		add("etcd.peer_port", "is %d, the same as etcd.client_port on overlapping listen addresses; choose different ports", e.PeerPort)
-	}
-	checkRanges(e, add)
-	for i, g := range e.Cluster {
-		if g.Name == "" {
-			add(fmt.Sprintf("etcd.cluster[%d].name", i), "is empty; name the instance group")
-		}
-		if g.Instances < 0 {
-			add(fmt.Sprintf("etcd.cluster[%d].instances", i), "got %d, must be 0 or more", g.Instances)
-		}
-	}
-	for i, m := range e.Machines {
-		if problem := machineProblem(m); problem != "" {
-			add(fmt.Sprintf("etcd.machines[%d]", i), "%s", problem)
-		}
-	}
-	if e.Consul.Enabled {
+	c.validateInstance(add)
+	c.validateNetwork(add)
+	checkRanges(c.Etcd, add)
+	c.validatePeers(add)
+	if c.Etcd.Consul.Enabled {
 		c.validateConsul(add)
 	}
 	c.validateMetrics(add)
@@ -96,6 +49,68 @@ func (c *Config) Validate(now time.Time) (warnings []string, err error) {
 		errs = append(errs, merrs...)
 	}
 	return warnings, errors.Join(errs...)
+}
+
+type addFunc = func(prop, format string, a ...any)
+
+// validateInstance checks what the template renders from the instance spec.
+func (c *Config) validateInstance(add addFunc) {
+	if c.Instance.Name == "" {
+		add("instance.name", "is empty; the template must render spec.name")
+	}
+	if c.Instance.Index < 0 {
+		add("instance.index", "got %d, must be 0 or more", c.Instance.Index)
+	}
+	if c.Instance.Address == "" && c.Instance.IP == "" {
+		add("instance.address", "is empty (and so is instance.ip); the template must render spec.address")
+	}
+}
+
+// validateNetwork checks the raft timing, ports and listen addresses.
+func (c *Config) validateNetwork(add addFunc) {
+	e := c.Etcd
+	if e.ElectionTimeoutInMilliseconds <= 0 {
+		add("etcd.election_timeout_in_milliseconds", "got %d, must be positive (default 1000)", e.ElectionTimeoutInMilliseconds)
+	} else if e.ElectionTimeoutInMilliseconds > 50000 {
+		add("etcd.election_timeout_in_milliseconds", "got %d, etcd allows at most 50000", e.ElectionTimeoutInMilliseconds)
+	} else if e.HeartbeatIntervalInMilliseconds > 0 && e.ElectionTimeoutInMilliseconds < 5*e.HeartbeatIntervalInMilliseconds {
+		add("etcd.election_timeout_in_milliseconds", "got %d, must be at least 5 × etcd.heartbeat_interval_in_milliseconds (%d)", e.ElectionTimeoutInMilliseconds, 5*e.HeartbeatIntervalInMilliseconds)
+	}
+	checkPort := func(prop string, port int) {
+		if port < 1 || port > 65535 {
+			add(prop, "got %d, must be a TCP port between 1 and 65535", port)
+		}
+	}
+	checkPort("etcd.client_port", e.ClientPort)
+	checkPort("etcd.peer_port", e.PeerPort)
+	checkIP := func(prop, v string) net.IP {
+		ip := net.ParseIP(v)
+		if ip == nil {
+			add(prop, "got %q, must be an IP address to listen on (default 0.0.0.0)", v)
+		}
+		return ip
+	}
+	cip, pip := checkIP("etcd.client_ip", e.ClientIP), checkIP("etcd.peer_ip", e.PeerIP)
+	if e.ClientPort == e.PeerPort && cip != nil && pip != nil && (cip.Equal(pip) || cip.IsUnspecified() || pip.IsUnspecified()) {
+		add("etcd.peer_port", "is %d, the same as etcd.client_port on overlapping listen addresses; choose different ports", e.PeerPort)
+	}
+}
+
+// validatePeers checks the legacy peer lists (etcd.cluster, etcd.machines).
+func (c *Config) validatePeers(add addFunc) {
+	for i, g := range c.Etcd.Cluster {
+		if g.Name == "" {
+			add(fmt.Sprintf("etcd.cluster[%d].name", i), "is empty; name the instance group")
+		}
+		if g.Instances < 0 {
+			add(fmt.Sprintf("etcd.cluster[%d].instances", i), "got %d, must be 0 or more", g.Instances)
+		}
+	}
+	for i, m := range c.Etcd.Machines {
+		if problem := machineProblem(m); problem != "" {
+			add(fmt.Sprintf("etcd.machines[%d]", i), "%s", problem)
+		}
+	}
 }
 
 // validateConsul checks the etcd.consul.* properties and the DNS suffix they depend on (only when enabled).
