@@ -20,6 +20,7 @@ import (
 	"github.com/etcd-release/etcd-release/src/etcd_ctl/maintenance"
 	"github.com/etcd-release/etcd-release/src/etcd_ctl/membership"
 	"github.com/etcd-release/etcd-release/src/etcd_ctl/peers"
+	"github.com/etcd-release/etcd-release/src/etcd_ctl/retry"
 )
 
 // Member is one member of the live cluster with its health.
@@ -267,12 +268,11 @@ var ErrNotReady = errors.New("member not ready")
 // leader and a linearizable read through it succeeds. It reports what it is waiting for through progress.
 func WaitReady(ctx context.Context, c *config.Config, timeout time.Duration, progress func(string)) error {
 	self := c.Self()
-	deadline := time.Now().Add(timeout)
 	last := ""
-	for {
+	err := retry.Poll(ctx, retry.Options{Interval: 500 * time.Millisecond, Timeout: timeout}, func(ctx context.Context) error {
 		// A conflict needs the operator; waiting out the timeout would only hide it.
 		if conflict, _ := membership.ReadConflict(c); conflict != "" {
-			return fmt.Errorf("%w: %s", ErrNotReady, conflict)
+			return retry.Stop(fmt.Errorf("%w: %s", ErrNotReady, conflict))
 		}
 		why := readiness(ctx, c, self.ClientURL)
 		if why == "" {
@@ -282,15 +282,16 @@ func WaitReady(ctx context.Context, c *config.Config, timeout time.Duration, pro
 			progress(why)
 			last = why
 		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("%w after %s: %s", ErrNotReady, timeout, why)
-		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(500 * time.Millisecond):
-		}
+		return errors.New(why)
+	})
+	var gu *retry.GaveUp
+	switch {
+	case errors.As(err, &gu) && errors.Is(gu.Cause, retry.ErrTimeout):
+		return fmt.Errorf("%w after %s: %s", ErrNotReady, timeout, last)
+	case errors.As(err, &gu):
+		return gu.Cause
 	}
+	return err
 }
 
 // readiness returns "" when ready, else what is missing.
