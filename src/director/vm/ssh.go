@@ -221,6 +221,7 @@ func (v *VM) writeUserFiles(f userFiles) error {
 
 // AddSSHUser creates a `bosh ssh` user on this VM only, with the public key as its one authorized key.
 func (v *VM) AddSSHUser(ctx context.Context, user, publicKey string) error {
+	publicKey = strings.TrimSpace(publicKey) // the bosh CLI sends the key with its trailing newline
 	if strings.ContainsAny(publicKey, "\n\r") || !strings.HasPrefix(publicKey, "ssh-") && !strings.HasPrefix(publicKey, "ecdsa-") {
 		return fmt.Errorf("ssh user %s: the public key must be one line in OpenSSH format", user)
 	}
