@@ -50,6 +50,7 @@ func (s *Server) routes() {
 	s.handle("POST /deployments/{name}/errands/{errand}/runs", s.runErrand, true)
 	s.handle("GET /deployments/{name}/jobs/{job}/{index}/logs", s.fetchLogs, true)
 	s.handle("GET /resources/{id}", s.getResource, true)
+	s.handle("POST /deployments/{name}/ssh", s.ssh, true)
 	s.handle("POST /deployments/{name}/scans", s.scanProblems, true)
 	s.handle("GET /deployments/{name}/problems", s.listProblems, true)
 	s.handle("PUT /deployments/{name}/problems", s.resolveProblems, true)

@@ -108,3 +108,11 @@ func (c *Client) ResolveProblems(ctx context.Context, deployment string, resolut
 	return c.taskRequest(ctx, http.MethodPut, "/deployments/"+url.PathEscape(deployment)+"/problems",
 		map[string]string{"Content-Type": "application/json"}, bytes.NewReader(body))
 }
+
+// SSH sends POST /deployments/D/ssh (command setup or cleanup, target {job, indexes, ids}, params) and returns the
+// task id; setup's result output is a JSON array of per-instance results.
+func (c *Client) SSH(ctx context.Context, deployment, command string, target map[string]any, params map[string]string) (int, error) {
+	body, _ := json.Marshal(map[string]any{"command": command, "deployment_name": deployment, "target": target, "params": params})
+	return c.taskRequest(ctx, http.MethodPost, "/deployments/"+url.PathEscape(deployment)+"/ssh",
+		map[string]string{"Content-Type": "application/json"}, bytes.NewReader(body))
+}

@@ -1,6 +1,9 @@
 package deployer
 
 import (
+	"net/netip"
+	"os"
+	"path/filepath"
 	"testing"
 	"time"
 
@@ -53,4 +56,36 @@ func TestCheckAttach(t *testing.T) {
 			require.ErrorContains(t, err, tc.err)
 		})
 	}
+}
+
+// TestCleanupOrphans runs the retention cleanup on a real state dir: the expired disk's directory and record go,
+// the fresh one stays with its data, and the deletion is in the event log.
+func TestCleanupOrphans(t *testing.T) {
+	dir := t.TempDir()
+	store, err := state.Open(dir)
+	require.NoError(t, err)
+	d, err := New(Config{StateDir: dir, Bridge: "lbtest0", BridgeCIDR: netip.MustParsePrefix("10.249.0.1/24"), VMPrefix: "lbtest"}, store)
+	require.NoError(t, err)
+	now := time.Now().UTC()
+	for cid, age := range map[string]time.Duration{"disk-old": 6 * 24 * time.Hour, "disk-new": time.Hour} {
+		require.NoError(t, os.MkdirAll(filepath.Join(d.DiskDir(cid), "etcd"), 0o700))
+		require.NoError(t, os.WriteFile(filepath.Join(d.DiskDir(cid), "etcd", "member"), []byte(cid), 0o600))
+		require.NoError(t, store.PutOrphanDisk(state.OrphanDisk{CID: cid, Size: 64, Deployment: "etcd", Instance: "etcd/x", OrphanedAt: now.Add(-age)}))
+	}
+	require.NoError(t, d.CleanupOrphans(now, DefaultOrphanRetention))
+	_, err = os.Stat(d.DiskDir("disk-old"))
+	require.True(t, os.IsNotExist(err))
+	b, err := os.ReadFile(filepath.Join(d.DiskDir("disk-new"), "etcd", "member"))
+	require.NoError(t, err)
+	require.Equal(t, "disk-new", string(b))
+	left, err := store.OrphanDisks()
+	require.NoError(t, err)
+	require.Len(t, left, 1)
+	require.Equal(t, "disk-new", left[0].CID)
+	events, err := store.Events()
+	require.NoError(t, err)
+	require.Len(t, events, 1)
+	require.Equal(t, "delete", events[0].Action)
+	require.Equal(t, "disk-old", events[0].ObjectName)
+	require.Equal(t, "scheduler", events[0].User)
 }

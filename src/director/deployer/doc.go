@@ -26,7 +26,7 @@
 //     CompileWorkers at a time. Compiled packages are cached under <state>/compiled_packages by package
 //     fingerprint and dependency key (JSON of the transitive dependencies' names and versions).
 //  3. Deleting unneeded instances (scale-down, removed groups): pre-stop, drain `job_shutdown hash_unchanged`
-//     with BOSH_JOB_NEXT_STATE {"persistent_disk":0}, monit stop, post-stop, delete the VM and the disk.
+//     with BOSH_JOB_NEXT_STATE {"persistent_disk":0}, monit stop, post-stop, delete the VM and orphan the disk.
 //  4. Creating missing vms for every service instance that should have one, in parallel.
 //  5. Updating instances, group by group in manifest order (consecutive `serial: false` groups together),
 //     AZ by AZ (the bootstrap instance's AZ first), canaries in the first AZ, then a sliding window of
@@ -46,7 +46,16 @@
 // like an unresponsive agent and replaced by the next deploy.
 //
 // The rules behind placement (placement.go) and update ordering (order.go) are pure functions of the planned and
-// existing instances, table-tested; the methods around them only run what they decide.
+// existing instances, table-tested; the methods around them only run what they decide. So are the operator's
+// day-2 rules: which orphaned disks the retention deletes and whether a disk may be attached (disks.go), what
+// `bosh cck` finds and which resolution applies (cck.go), the event action of an instance update (events.go),
+// which log directories a `bosh logs` tarball holds (logs.go) and whether the cloud config's subnets fit the
+// bridge (networks.go).
+//
+// Day 2 (the director's api/controllers and jobs of the same names): orphaned disks (kept DefaultOrphanRetention,
+// re-attachable to a stopped instance), the event log, `bosh cck` (missing VM, unresponsive agent = monit does
+// not answer, missing disk), `bosh logs` (tarballs served once from <state>/blobs) and `bosh ssh` (ssh.go; the VM
+// side is src/director/vm/ssh.go).
 //
 // # Where it differs from BOSH, and why
 //
@@ -59,9 +68,14 @@
 //     group on the host) with BOSH's modes (bin/ 0750, others 0640, directories 0750).
 //   - Persistent disks are host directories (<state>/disks/<cid>) bind-mounted at /var/vcap/store when the VM
 //     boots. A disk appearing or disappearing therefore recreates the VM; a size change is a restart. Disks of
-//     deleted instances are deleted, not orphaned.
-//   - One network per instance group (each VM has one interface); manual networks only; subnets must lie inside
-//     the director's bridge subnet with its gateway. Link and spec addresses are IPs (no bosh-dns); link.address
+//     deleted instances are orphaned as on BOSH; `bosh attach-disk` deletes a stopped instance's VM so that
+//     `bosh start` boots one with the disk (BOSH attaches it to the stopped VM).
+//   - One network per instance group (each VM has one interface); manual networks only; every subnet of every
+//     network lies inside the director's bridge subnet, keeps its own range and gateway (the bridge carries every
+//     gateway), and VMs reach other subnets directly on the bridge (an on-link route for the bridge's prefix).
+//   - Vitals: load, CPU and swap are the host's (the VMs share its kernel). `bosh logs` serves job and agent logs,
+//     not system logs (the VMs share the host's /var/log). cck's reboot_vm kills every process of the VM and boots
+//     it again with the same id, data and disk; both recreate resolutions wait for the processes. Link and spec addresses are IPs (no bosh-dns); link.address
 //     is the bosh-dns query name BOSH would give, which does not resolve here.
 //   - Not supported: variables/config server (interpolate on the client), addons, runtime configs,
 //     cross-deployment links, custom_provider_definitions, persistent_disks (plural), migrated_from,

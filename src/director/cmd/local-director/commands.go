@@ -395,7 +395,7 @@ func newDeleteDeploymentCommand(o *clientOptions) *cobra.Command {
 	var force bool
 	cmd := &cobra.Command{
 		Use:   "delete-deployment -d NAME",
-		Short: "Delete a deployment: every VM and persistent disk",
+		Short: "Delete a deployment: every VM; its persistent disks are orphaned (bosh disks --orphaned, bosh delete-disk)",
 		Args:  cobra.NoArgs,
 		RunE: func(*cobra.Command, []string) error {
 			_, _, err := runTask(o, func(ctx context.Context, c *client.Client) (int, error) {
