@@ -53,6 +53,12 @@ func TestJudgeCatchUp(t *testing.T) {
 		"a restart stalled past the start timeout gives up": {
 			CatchUp{Started: at(0), Last: Progress{Applied: 5, Committed: 5}, LastProgress: at(0)},
 			Progress{Applied: 5, Committed: 5}, at(300), restart, false, true, false, at(0)},
+		"a start timeout shorter than the stall timeout bounds the stall": {
+			CatchUp{Started: at(0), Last: Progress{Applied: 5, Committed: 5}, LastProgress: at(1)},
+			Progress{Applied: 5, Committed: 5}, at(6), CatchUpRule{Stall: 120 * time.Second, AtLeast: 5 * time.Second}, false, true, false, at(1)},
+		"a short start timeout still waits while the member progresses": {
+			CatchUp{Started: at(0), Last: Progress{Applied: 5, Committed: 9000}, LastProgress: at(1)},
+			Progress{Applied: 6, Committed: 9000}, at(60), CatchUpRule{Stall: 120 * time.Second, AtLeast: 5 * time.Second}, true, false, false, at(60)},
 		"applied stuck far behind a snapshot's commit asks for a nudge": {
 			CatchUp{Started: at(0), Last: Progress{Committed: 10}, LastProgress: at(0)},
 			snapshotApplied, at(5), join, true, false, true, at(5)},
