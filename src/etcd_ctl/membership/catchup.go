@@ -81,6 +81,15 @@ func JudgeCatchUp(st CatchUp, cur Progress, now time.Time, rule CatchUpRule) Cat
 	return v
 }
 
+// CatchingUp says whether a failed promote means the learner is still catching up, so that its progress keeps
+// the promote going: etcd refuses to promote a learner that is not yet in sync with the leader
+// (ErrMemberLearnerNotReady) or answers "too many requests" while applying behind. Any other failure (no answer,
+// a cut connection) says nothing about catching up: a learner that is in sync but cannot be promoted must not
+// wait forever just because the cluster's writes keep its index moving.
+func CatchingUp(err error) bool {
+	return errors.Is(err, rpctypes.ErrMemberLearnerNotReady) || errors.Is(err, rpctypes.ErrTooManyRequests)
+}
+
 // RequestBackoff is the pause before retrying one of etcd_ctl's own requests during start (promote, status). On
 // "too many requests" the member or the leader is applying behind its commits, so the pause doubles up to
 // 10 s instead of adding load; other errors keep the usual short doubling up to 2 s.

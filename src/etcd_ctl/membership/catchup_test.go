@@ -1,6 +1,7 @@
 package membership
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"testing"
@@ -91,6 +92,25 @@ func TestJudgeCatchUp(t *testing.T) {
 				t.Fatalf("a give-up must say why and only a give-up has a reason: %q", v.Reason)
 			}
 		})
+	}
+}
+
+func TestCatchingUp(t *testing.T) {
+	cases := map[string]struct {
+		err  error
+		want bool
+	}{
+		"learner not in sync":        {fmt.Errorf("promote: %w", rpctypes.ErrMemberLearnerNotReady), true},
+		"too many requests":          {rpctypes.ErrTooManyRequests, true},
+		"no error":                   {nil, false},
+		"connection cut":             {errors.New("rpc error: code = Unavailable desc = error reading from server: EOF"), false},
+		"deadline":                   {fmt.Errorf("promote: %w", context.DeadlineExceeded), false},
+		"already a voter (not here)": {rpctypes.ErrMemberNotLearner, false},
+	}
+	for name, tc := range cases {
+		if got := CatchingUp(tc.err); got != tc.want {
+			t.Errorf("%s: CatchingUp(%v) = %t, want %t", name, tc.err, got, tc.want)
+		}
 	}
 }
 
