@@ -10,7 +10,6 @@ import (
 	"net/url"
 	"path/filepath"
 	"strings"
-	"time"
 
 	"go.etcd.io/etcd/server/v3/embed"
 
@@ -185,9 +184,4 @@ func Flags(cfg *embed.Config) []string {
 			fmt.Sprintf("--peer-client-cert-auth=%t", t.ClientCertAuth))
 	}
 	return f
-}
-
-// ReadyTimeout is how long `start` waits for the member to become ready.
-func ReadyTimeout(c *config.Config) time.Duration {
-	return time.Duration(c.Etcd.StartTimeoutInSeconds) * time.Second
 }

@@ -22,7 +22,7 @@ type CatchUp struct {
 
 // CatchUpRule bounds the wait.
 type CatchUpRule struct {
-	// Stall is how long no progress at all is tolerated before giving up.
+	// Stall is how long no progress at all is tolerated before giving up (at most AtLeast, when that is set).
 	Stall time.Duration
 	// AtLeast is the minimum wait before giving up, whatever the progress (the start timeout for a member that
 	// only waits for a quorum).
@@ -55,7 +55,7 @@ func StuckAfterSnapshot(prev, cur Progress) bool {
 }
 
 // JudgeCatchUp folds one sample into the wait: progress resets the stall clock; the wait gives up only when
-// nothing moved for rule.Stall and rule.AtLeast has passed.
+// rule.AtLeast has passed and nothing moved for rule.Stall (or for rule.AtLeast, if that is shorter).
 func JudgeCatchUp(st CatchUp, cur Progress, now time.Time, rule CatchUpRule) CatchUpVerdict {
 	if st.Started.IsZero() {
 		st.Started, st.LastProgress = now, now
@@ -67,12 +67,27 @@ func JudgeCatchUp(st CatchUp, cur Progress, now time.Time, rule CatchUpRule) Cat
 	st.Last = cur
 	v.State = st
 	stalled, waited := now.Sub(st.LastProgress), now.Sub(st.Started)
-	if stalled >= rule.Stall && waited >= rule.AtLeast {
+	// A start timeout shorter than the stall timeout bounds the stall too: an operator who asked for a short
+	// wait gets it whenever nothing moves.
+	limit := rule.Stall
+	if rule.AtLeast > 0 && rule.AtLeast < limit {
+		limit = rule.AtLeast
+	}
+	if stalled >= limit && waited >= rule.AtLeast {
 		v.GiveUp = true
 		v.Reason = fmt.Sprintf("no progress for %s (applied index %d, committed index %d, %d snapshot bytes received, %d bytes from peers), after %s in all",
 			stalled.Round(time.Second), cur.Applied, cur.Committed, cur.SnapshotBytes, cur.PeerBytes, waited.Round(time.Second))
 	}
 	return v
+}
+
+// CatchingUp says whether a failed promote means the learner is still catching up, so that its progress keeps
+// the promote going: etcd refuses to promote a learner that is not yet in sync with the leader
+// (ErrMemberLearnerNotReady) or answers "too many requests" while applying behind. Any other failure (no answer,
+// a cut connection) says nothing about catching up: a learner that is in sync but cannot be promoted must not
+// wait forever just because the cluster's writes keep its index moving.
+func CatchingUp(err error) bool {
+	return errors.Is(err, rpctypes.ErrMemberLearnerNotReady) || errors.Is(err, rpctypes.ErrTooManyRequests)
 }
 
 // RequestBackoff is the pause before retrying one of etcd_ctl's own requests during start (promote, status). On

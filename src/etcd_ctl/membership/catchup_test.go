@@ -1,6 +1,7 @@
 package membership
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"testing"
@@ -53,6 +54,12 @@ func TestJudgeCatchUp(t *testing.T) {
 		"a restart stalled past the start timeout gives up": {
 			CatchUp{Started: at(0), Last: Progress{Applied: 5, Committed: 5}, LastProgress: at(0)},
 			Progress{Applied: 5, Committed: 5}, at(300), restart, false, true, false, at(0)},
+		"a start timeout shorter than the stall timeout bounds the stall": {
+			CatchUp{Started: at(0), Last: Progress{Applied: 5, Committed: 5}, LastProgress: at(1)},
+			Progress{Applied: 5, Committed: 5}, at(6), CatchUpRule{Stall: 120 * time.Second, AtLeast: 5 * time.Second}, false, true, false, at(1)},
+		"a short start timeout still waits while the member progresses": {
+			CatchUp{Started: at(0), Last: Progress{Applied: 5, Committed: 9000}, LastProgress: at(1)},
+			Progress{Applied: 6, Committed: 9000}, at(60), CatchUpRule{Stall: 120 * time.Second, AtLeast: 5 * time.Second}, true, false, false, at(60)},
 		"applied stuck far behind a snapshot's commit asks for a nudge": {
 			CatchUp{Started: at(0), Last: Progress{Committed: 10}, LastProgress: at(0)},
 			snapshotApplied, at(5), join, true, false, true, at(5)},
@@ -85,6 +92,25 @@ func TestJudgeCatchUp(t *testing.T) {
 				t.Fatalf("a give-up must say why and only a give-up has a reason: %q", v.Reason)
 			}
 		})
+	}
+}
+
+func TestCatchingUp(t *testing.T) {
+	cases := map[string]struct {
+		err  error
+		want bool
+	}{
+		"learner not in sync":        {fmt.Errorf("promote: %w", rpctypes.ErrMemberLearnerNotReady), true},
+		"too many requests":          {rpctypes.ErrTooManyRequests, true},
+		"no error":                   {nil, false},
+		"connection cut":             {errors.New("rpc error: code = Unavailable desc = error reading from server: EOF"), false},
+		"deadline":                   {fmt.Errorf("promote: %w", context.DeadlineExceeded), false},
+		"already a voter (not here)": {rpctypes.ErrMemberNotLearner, false},
+	}
+	for name, tc := range cases {
+		if got := CatchingUp(tc.err); got != tc.want {
+			t.Errorf("%s: CatchingUp(%v) = %t, want %t", name, tc.err, got, tc.want)
+		}
 	}
 }
 

@@ -46,8 +46,8 @@ func (m *Manager) ReadyWaiter(ctx context.Context, st *Start) (etcdserver.Waiter
 		v := JudgeCatchUp(state, p, now, rule)
 		state = v.State
 		if v.GiveUp {
-			return fmt.Errorf("%w (%s): %s; gave up because etcd.join_stall_timeout_in_seconds (%s) passed without progress and etcd.start_timeout_in_seconds (%s) is over",
-				etcdserver.ErrNotReady, st.Kind, v.Reason, rule.Stall, rule.AtLeast)
+			return fmt.Errorf("%w within %s (etcd.start_timeout_in_seconds) and made no progress for etcd.join_stall_timeout_in_seconds (%s, or the start timeout if shorter) in this %s: %s; "+
+				"check that the other members are running and reachable on their peer URLs", etcdserver.ErrNotReady, rule.AtLeast, rule.Stall, st.Kind, v.Reason)
 		}
 		if v.Nudge && now.Sub(lastNudge) >= NudgeEvery {
 			lastNudge = now

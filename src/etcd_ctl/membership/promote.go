@@ -111,7 +111,8 @@ func roleOf(ctx context.Context, cli *clientv3.Client, id uint64) (Role, error) 
 }
 
 // promoteLearner promotes this learner, retrying while it catches up: at least PromoteTimeout, and past it as long
-// as sample shows progress (JudgeCatchUp with etcd.join_stall_timeout_in_seconds). A promote whose reply was lost
+// as etcd says it is catching up (CatchingUp) and sample shows progress (JudgeCatchUp with
+// etcd.join_stall_timeout_in_seconds). A promote whose reply was lost
 // counts as done once etcd says the member is no longer a learner.
 func (m *Manager) promoteLearner(ctx context.Context, st *Start, id uint64, sample func() Progress) error {
 	cli, done, err := m.joinClient(ctx, st)
@@ -128,8 +129,14 @@ func (m *Manager) promoteLearner(ctx context.Context, st *Start, id uint64, samp
 		pctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 		_, err := cli.MemberPromote(pctx, id)
 		cancel()
-		v := JudgeCatchUp(state, sample(), m.Now(), rule)
+		cur := sample()
+		judged := cur
+		if !CatchingUp(err) {
+			judged = state.Last // only catching up counts as progress (see CatchingUp)
+		}
+		v := JudgeCatchUp(state, judged, m.Now(), rule)
 		state = v.State
+		state.Last = cur
 		switch ClassifyPromote(err, v.GiveUp || ctx.Err() != nil) {
 		case PromoteDone:
 			m.Log.Info("promoted this member to a voting member", zap.String("reason", "the learner caught up with the leader"), zap.String("member-id", hexID))
