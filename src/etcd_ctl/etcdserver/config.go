@@ -10,6 +10,7 @@ import (
 	"net/url"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"go.etcd.io/etcd/server/v3/embed"
 
@@ -184,4 +185,11 @@ func Flags(cfg *embed.Config) []string {
 			fmt.Sprintf("--peer-client-cert-auth=%t", t.ClientCertAuth))
 	}
 	return f
+}
+
+// ReadyTimeout is etcd.start_timeout_in_seconds as a duration: the bound of a start that has no catch-up to wait
+// for (recover-from-survivor's one-member start). A joining or restarting member waits on progress instead
+// (membership.ReadyWaiter).
+func ReadyTimeout(c *config.Config) time.Duration {
+	return time.Duration(c.Etcd.StartTimeoutInSeconds) * time.Second
 }
