@@ -23,14 +23,28 @@ func WriteConflict(c *config.Config, text string) error {
 // ClearConflict removes the record once the start decision found no conflict.
 func ClearConflict(c *config.Config) { _ = os.Remove(ConflictFile(c)) }
 
-// ReadConflict returns the recorded conflict, or "" if there is none.
+// ReadConflict returns the recorded conflict, or "" if there is none. A record older than the running start's
+// pidfile is from an earlier start that has not been repeated yet: the new start decides again (and records the
+// conflict again if it still exists), so the old record says nothing about it. That keeps `wait-ready`, which
+// fails at once on a conflict, from failing on a conflict the operator has just resolved.
 func ReadConflict(c *config.Config) (string, error) {
-	b, err := os.ReadFile(ConflictFile(c))
+	path := ConflictFile(c)
+	st, err := os.Stat(path)
 	if os.IsNotExist(err) {
 		return "", nil
 	}
 	if err != nil {
-		return "", fmt.Errorf("reading %s: %w", ConflictFile(c), err)
+		return "", fmt.Errorf("reading %s: %w", path, err)
+	}
+	if pid, perr := os.Stat(c.Paths.PidFile()); perr == nil && pid.ModTime().After(st.ModTime()) {
+		return "", nil
+	}
+	b, err := os.ReadFile(path)
+	if os.IsNotExist(err) {
+		return "", nil
+	}
+	if err != nil {
+		return "", fmt.Errorf("reading %s: %w", path, err)
 	}
 	return strings.TrimSpace(string(b)), nil
 }

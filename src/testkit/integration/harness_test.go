@@ -104,9 +104,23 @@ func (c *cluster) config(i int) *config.Config {
 func (c *cluster) start(i int) {
 	_, running := c.procs[i]
 	require.False(c.t, running, "member %d already running", i)
+	started := time.Now()
 	p, err := c.layout.StartMember(c.bin, i, false)
 	require.NoError(c.t, err)
 	c.procs[i] = p
+	// Like monit, return once the new process has written its pidfile (or given up), so that a wait-ready right
+	// after sees this start and not the previous one.
+	pid := c.layout.Paths(i).PidFile()
+	for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		if st, err := os.Stat(pid); err == nil && !st.ModTime().Before(started) {
+			return
+		}
+		select {
+		case <-p.Done():
+			return
+		default:
+		}
+	}
 }
 
 // waitReady runs the real `etcd_ctl wait-ready` for member i.
