@@ -170,8 +170,24 @@ func leaderTarget(c Cluster, from uint64) (Member, bool) {
 	return cands[0], true
 }
 
+// soleVoter reports whether id is the cluster's only voter (a one-member deployment): there is no leadership to
+// hand over and no quorum to keep, and defragmenting it stalls the cluster for the defragmentation's duration,
+// which is the only way a one-member cluster gets its space back.
+func soleVoter(c Cluster, id uint64) bool {
+	for _, m := range c.Members {
+		if !m.Learner && m.ID != id {
+			return false
+		}
+	}
+	m, ok := c.Member(id)
+	return ok && !m.Learner
+}
+
 // moveOrDefrag turns "defragment m" into a step: move leadership first when m leads.
 func moveOrDefrag(c Cluster, m Member, reason string) Step {
+	if soleVoter(c, m.ID) {
+		return Step{Action: Defrag, Target: m, Reason: reason + "; it is the only voter, so the cluster stalls while it is defragmented"}
+	}
 	if !m.Leader {
 		return Step{Action: Defrag, Target: m, Reason: reason}
 	}
@@ -197,7 +213,7 @@ func NextDefrag(c Cluster, th Thresholds) Step {
 		if !ok {
 			continue
 		}
-		if q, why := QuorumWithout(c, m.ID); !q {
+		if q, why := QuorumWithout(c, m.ID); !q && !soleVoter(c, m.ID) {
 			return Step{Action: None, Target: m, Reason: reason + "; not now: " + why}
 		}
 		return moveOrDefrag(c, m, reason)
@@ -215,7 +231,7 @@ func OperatorDefrag(c Cluster, id uint64) Step {
 	if !m.Answering {
 		return Step{Action: None, Target: m, Reason: fmt.Sprintf("member %s does not answer (%s)", m.Name, m.Err)}
 	}
-	if q, why := QuorumWithout(c, m.ID); !q && !m.Learner {
+	if q, why := QuorumWithout(c, m.ID); !q && !m.Learner && !soleVoter(c, m.ID) {
 		return Step{Action: None, Target: m, Reason: fmt.Sprintf("defragmenting member %s would stall it while %s", m.Name, why)}
 	}
 	return moveOrDefrag(c, m, fmt.Sprintf("operator request (etcd_ctl defrag): member %s's db file is %s, %s in use", m.Name, Bytes(m.DBSize), Bytes(m.InUse)))

@@ -91,7 +91,8 @@ func TestNextDefrag(t *testing.T) {
 		{"most fragmented first", []Member{mem(1, 50, 20), mem(2, 50, 5), mem(3, 50, 40)}, Defrag, 2, 0, "member b's db file is 50.0 MiB"},
 		{"leader: move first, to the smallest db", []Member{mem(1, 45, 40), leader(mem(2, 50, 5)), mem(3, 41, 40)}, MoveLeader, 2, 3, "leadership moves to c first"},
 		{"no quorum without it", []Member{mem(1, 50, 5), down(mem(2, 50, 5)), mem(3, 50, 40)}, None, 1, 0, "only 1 of 3 voters are healthy"},
-		{"single member never", []Member{mem(1, 50, 5)}, None, 1, 0, "0 of 1 voters"},
+		{"single member: the only voter is defragmented", []Member{leader(mem(1, 50, 5))}, Defrag, 1, 0, "it is the only voter"},
+		{"single voter and a learner", []Member{leader(mem(1, 50, 5)), learner(mem(2, 50, 40))}, Defrag, 1, 0, "it is the only voter"},
 		{"down member skipped", []Member{down(mem(1, 0, 0)), mem(2, 50, 5), mem(3, 50, 40), mem(4, 50, 40), mem(5, 50, 40)}, Defrag, 2, 0, "reclaimed"},
 	}
 	for _, tc := range cases {
@@ -129,6 +130,8 @@ func TestNextRecovery(t *testing.T) {
 			Recovery{CompactedAt: 10}, Defrag, 1, 0, 0, ""},
 		{"lone leader cannot be defragmented", Cluster{Members: []Member{leader(mem(1, 99, 1)), down(mem(2, 0, 0)), down(mem(3, 0, 0))}, Revision: 10, Alarms: nospace},
 			Recovery{CompactedAt: 10}, Blocked, 1, 0, 0, "no other healthy voter"},
+		{"one-member cluster: its only member", Cluster{Members: []Member{leader(mem(1, 99, 1))}, Revision: 10, Alarms: nospace},
+			Recovery{CompactedAt: 10}, Defrag, 1, 0, 0, "it is the only voter"},
 		{"in use looks too big: defragment anyway", Cluster{Members: []Member{mem(1, 99, 90), leader(mem(2, 10, 1))}, Revision: 10, Alarms: nospace}, Recovery{CompactedAt: 10}, Defrag, 1, 0, 0, "90.0 MiB are in use"},
 		{"still too big after defrag: live data", Cluster{Members: []Member{mem(1, 90, 90)}, Revision: 10, Alarms: nospace}, Recovery{CompactedAt: 10, Defragmented: map[uint64]bool{1: true}}, Blocked, 1, 0, 0, "raise etcd.quota_backend_bytes or delete keys"},
 		{"all below: disarm", Cluster{Members: []Member{mem(1, 10, 1), mem(2, 79, 1), down(mem(3, 0, 0))}, Revision: 10, Alarms: nospace}, Recovery{CompactedAt: 10}, Disarm, 0, 0, 0, "below 80.0 MiB"},
@@ -210,6 +213,32 @@ func TestNextCheck(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			require.Equal(t, tc.want, NextCheck(tc.c, th, tc.base))
+		})
+	}
+}
+
+func TestOperatorDefrag(t *testing.T) {
+	three := Cluster{Members: []Member{leader(mem(1, 50, 5)), mem(2, 50, 5), down(mem(3, 0, 0))}}
+	cases := []struct {
+		name   string
+		c      Cluster
+		id     uint64
+		action Action
+		why    string
+	}{
+		{"gone", three, 9, None, "no longer in the cluster"},
+		{"down", three, 3, None, "does not answer"},
+		{"would lose quorum", three, 2, None, "would stall it while without it only 1 of 3"},
+		{"leader hands over first... but no quorum without it", three, 1, None, "would stall it"},
+		{"healthy three, leader", Cluster{Members: []Member{leader(mem(1, 50, 5)), mem(2, 50, 5), mem(3, 50, 5)}}, 1, MoveLeader, "operator request"},
+		{"one-member cluster", Cluster{Members: []Member{leader(mem(1, 50, 5))}}, 1, Defrag, "it is the only voter"},
+		{"learner", Cluster{Members: []Member{leader(mem(1, 50, 5)), learner(mem(2, 50, 5))}}, 2, Defrag, "operator request"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			s := OperatorDefrag(tc.c, tc.id)
+			require.Equal(t, tc.action, s.Action, s.Reason)
+			require.Contains(t, s.Reason, tc.why)
 		})
 	}
 }
