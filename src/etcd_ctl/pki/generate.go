@@ -101,6 +101,35 @@ func GenerateCA(commonName string, validity time.Duration, opts ...CAOption) (*C
 	return &CA{Cert: cert, Key: key, pem: pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})}, nil
 }
 
+// IssueIntermediate creates a CA signed by ca, valid from notBefore to notAfter, as an operator's PKI hands out
+// issuing CAs under an offline root: certificates it issues verify up to ca only through it, so a certificate
+// property must carry it after the leaf.
+func (ca *CA) IssueIntermediate(commonName string, notBefore, notAfter time.Time) (*CA, error) {
+	key, err := newKey(false)
+	if err != nil {
+		return nil, fmt.Errorf("generating intermediate CA key: %w", err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber:          serial(),
+		Subject:               pkix.Name{CommonName: commonName},
+		NotBefore:             notBefore,
+		NotAfter:              notAfter,
+		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageCRLSign | x509.KeyUsageDigitalSignature,
+		BasicConstraintsValid: true,
+		IsCA:                  true,
+		SubjectKeyId:          keyID(key.Public()),
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.Cert, key.Public(), ca.Key)
+	if err != nil {
+		return nil, fmt.Errorf("signing intermediate CA %q: %w", commonName, err)
+	}
+	cert, err := x509.ParseCertificate(der)
+	if err != nil {
+		return nil, err
+	}
+	return &CA{Cert: cert, Key: key, pem: pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})}, nil
+}
+
 // LoadCA reads a CA from one PEM certificate and its PEM private key (PKCS#8, PKCS#1 or SEC1), e.g. the CAKey
 // of a Set, to issue more certificates from it.
 func LoadCA(certPEM, keyPEM []byte) (*CA, error) {
