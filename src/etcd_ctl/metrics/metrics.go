@@ -8,9 +8,8 @@
 //
 // /metrics is promhttp's handler for the Prometheus default registry, the registry etcd v3.6 registers its
 // own metrics on (etcdserver/api/etcdhttp/metrics.go); etcd_ctl's metrics (all named etcd_ctl_*) are
-// registered there too, so one scrape returns both. Work that adds metrics later (maintenance: compaction and
-// defragmentation runs, reclaimed bytes; backups: the last good snapshot's age) registers its etcd_ctl_*
-// collectors on the same default registry and is served here without a change to this package.
+// registered there too, so one scrape returns both: the start decision, catch-up, certificate expiry, moved-aside
+// copies and alarms (metrics.go, collectors.go), and the maintenance counters and newest snapshot (upkeep.go).
 package metrics
 
 import (
@@ -30,6 +29,7 @@ type Metrics struct {
 
 	decision *prometheus.GaugeVec
 	alarms   *alarmCollector
+	upkeep   *upkeep // nil until RegisterUpkeep
 }
 
 // stopwatch times one phase of a start: zero before it begins, the time so far while it runs, the time it took

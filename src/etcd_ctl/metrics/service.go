@@ -23,6 +23,9 @@ func Start(c *config.Config, lg *zap.Logger) (*Service, error) {
 	if err != nil {
 		return nil, err
 	}
+	if err := m.RegisterUpkeep(prometheus.DefaultRegisterer, c.BackupDir(), time.Duration(c.Etcd.Backup.IntervalInMinutes)*time.Minute); err != nil {
+		return nil, err
+	}
 	l, err := Listen(c, lg.Named("metrics"))
 	if err != nil {
 		return nil, err

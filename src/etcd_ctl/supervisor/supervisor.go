@@ -122,7 +122,7 @@ func (r *run) once(ctx context.Context) (stepped bool, err error) {
 	}
 	r.met.Running()
 	r.lg.Info("member is running", zap.String("kind", st.Kind), zap.String("member-id", srv.Etcd().Server.MemberID().String()))
-	r.stopMaintenance = startMaintenance(ctx, r.c, srv, r.lg)
+	r.stopMaintenance = startMaintenance(ctx, r.c, srv, r.met.MaintenanceHooks(), r.lg)
 	defer r.stopMaintenance()
 	// Scheduled snapshots (etcd.backup.*) run while the member does.
 	r.stopBackups = backup.StartScheduler(ctx, r.c, r.lg)
@@ -222,20 +222,18 @@ func (r *run) stoppedOnItsOwn(ctx context.Context, srv *etcdserver.Server) error
 	return fmt.Errorf("etcd stopped on its own (most likely %w); exiting so that monit restarts etcd_ctl, which moves the old data aside and rejoins", ErrRemoved)
 }
 
-// MaintenanceHooks, when set before Run, observe the maintenance loop (compactions, defragmentations, disarms).
-var MaintenanceHooks maintenance.Hooks
-
-// startMaintenance runs the maintenance loop (with etcd.maintenance.enabled) and returns its stop function, which
+// startMaintenance runs the maintenance loop (with etcd.maintenance.enabled; hooks feed the metrics) and returns
+// its stop function, which
 // waits for the loop to finish its step (an interrupted defragmentation is aborted by its context) and may be
 // called more than once.
-func startMaintenance(ctx context.Context, c *config.Config, srv *etcdserver.Server, lg *zap.Logger) func() {
+func startMaintenance(ctx context.Context, c *config.Config, srv *etcdserver.Server, hooks maintenance.Hooks, lg *zap.Logger) func() {
 	if !c.Etcd.Maintenance.Enabled {
 		lg.Info("maintenance loop not started", zap.String("reason", "etcd.maintenance.enabled is false"))
 		return func() {}
 	}
 	mctx, cancel := context.WithCancel(ctx)
 	done := make(chan struct{})
-	loop := &maintenance.Loop{Config: c, SelfID: uint64(srv.Etcd().Server.MemberID()), Log: lg.Named("maintenance"), Hooks: MaintenanceHooks}
+	loop := &maintenance.Loop{Config: c, SelfID: uint64(srv.Etcd().Server.MemberID()), Log: lg.Named("maintenance"), Hooks: hooks}
 	go func() {
 		defer close(done)
 		loop.Run(mctx)
