@@ -257,7 +257,11 @@ func decideWithoutData(in DecisionInput) Decision {
 			}
 		}
 		if len(withWrites) == 1 {
-			return Decision{Action: ActJoin, ClusterID: withWrites[0].id, Reason: fmt.Sprintf("the data dir is empty and %d clusters answer; joining %x, the only one that holds client writes", len(cs), withWrites[0].id)}
+			// Not yet: etcd's join fetches the cluster from the peer URLs of every member it is given
+			// (GetClusterFromRemotePeers in etcd's server/etcdserver/api/membership), and a member that still
+			// serves the cluster without client writes answers for that one, failing the join ("member count
+			// is unequal"). Those members give way on their own (DecideRunning), so wait for them.
+			return Decision{Action: ActWait, ClusterID: withWrites[0].id, Reason: fmt.Sprintf("the data dir is empty and %d clusters answer; waiting until the members of the ones without client writes step down, then joining %x, the only one that holds client writes", len(cs), withWrites[0].id)}
 		}
 		return Decision{Action: ActWait, Reason: fmt.Sprintf("the data dir is empty and %d clusters answer, %d of them with client writes; waiting until one remains", len(cs), len(withWrites))}
 	}

@@ -47,7 +47,7 @@ func TestDecide(t *testing.T) {
 		{"not the creator, every peer refused: wait", DecisionInput{Local: empty, Peers: []PeerView{peer("a", Refused), peer("c", Refused)}}, ActWait, 0, ""},
 		{"one cluster answers: join", DecisionInput{Local: empty, Peers: []PeerView{inX("a", true), peer("c", NoAnswer)}}, ActJoin, clusterX, ""},
 		{"creator joins too when a cluster answers", DecisionInput{Local: empty, Creator: true, Peers: []PeerView{inX("b", false), inX("c", false)}}, ActJoin, clusterX, ""},
-		{"two clusters, one with client writes: join that one", DecisionInput{Local: empty, Peers: []PeerView{inY("a", false), inX("b", true)}}, ActJoin, clusterX, ""},
+		{"two clusters, one with client writes: wait until the other one's members step down (etcd's join would ask them)", DecisionInput{Local: empty, Peers: []PeerView{inY("a", false), inX("b", true)}}, ActWait, clusterX, ""},
 		{"two clusters, none with client writes: wait for the creator to step down", DecisionInput{Local: empty, Peers: []PeerView{inY("a", false), inX("b", false)}}, ActWait, 0, ""},
 		{"two clusters, both with client writes: wait, join neither", DecisionInput{Local: empty, Peers: []PeerView{inY("a", true), inX("b", true)}}, ActWait, 0, ""},
 
