@@ -12,12 +12,8 @@ import (
 
 // scanProblems serves POST /deployments/D/scans (`bosh cck` first step): a task holding the deployment's lock.
 func (s *Server) scanProblems(r *http.Request) (any, error) {
-	dep, err := s.deployerOr503()
+	dep, name, err := s.deploymentDeployer(r)
 	if err != nil {
-		return nil, err
-	}
-	name := r.PathValue("name")
-	if _, err := s.existingDeployment(name); err != nil {
 		return nil, err
 	}
 	_, _ = io.Copy(io.Discard, r.Body)
@@ -33,12 +29,8 @@ func (s *Server) scanProblems(r *http.Request) (any, error) {
 // listProblems serves GET /deployments/D/problems: the open problems of the last scan, as the CLI's
 // director/problems.go Problem reads them.
 func (s *Server) listProblems(r *http.Request) (any, error) {
-	dep, err := s.deployerOr503()
+	dep, name, err := s.deploymentDeployer(r)
 	if err != nil {
-		return nil, err
-	}
-	name := r.PathValue("name")
-	if _, err := s.existingDeployment(name); err != nil {
 		return nil, err
 	}
 	probs := dep.ListProblems(name)
@@ -52,12 +44,8 @@ func (s *Server) listProblems(r *http.Request) (any, error) {
 // --auto's: each type's automatic resolution); max_in_flight_overrides is accepted and ignored (the
 // resolutions run one after the other).
 func (s *Server) resolveProblems(r *http.Request) (any, error) {
-	dep, err := s.deployerOr503()
+	dep, name, err := s.deploymentDeployer(r)
 	if err != nil {
-		return nil, err
-	}
-	name := r.PathValue("name")
-	if _, err := s.existingDeployment(name); err != nil {
 		return nil, err
 	}
 	var req struct {

@@ -25,6 +25,20 @@ func (s *Server) deployerOr503() (*deployer.Deployer, error) {
 	return s.Deployer, nil
 }
 
+// deploymentDeployer is the preamble of every handler that acts on the deployment named in the path: the
+// deployer (503 without a VM backend) and the deployment's name, which must exist (404 otherwise).
+func (s *Server) deploymentDeployer(r *http.Request) (*deployer.Deployer, string, error) {
+	dep, err := s.deployerOr503()
+	if err != nil {
+		return nil, "", err
+	}
+	name := r.PathValue("name")
+	if _, err := s.existingDeployment(name); err != nil {
+		return nil, "", err
+	}
+	return dep, name, nil
+}
+
 func (s *Server) existingDeployment(name string) (state.Deployment, error) {
 	d, err := s.Store.Deployment(name)
 	if errors.Is(err, state.ErrNotFound) {
@@ -82,12 +96,8 @@ func (s *Server) deploymentDiff(r *http.Request) (any, error) {
 }
 
 func (s *Server) deleteDeployment(r *http.Request) (any, error) {
-	dep, err := s.deployerOr503()
+	dep, name, err := s.deploymentDeployer(r)
 	if err != nil {
-		return nil, err
-	}
-	name := r.PathValue("name")
-	if _, err := s.existingDeployment(name); err != nil {
 		return nil, err
 	}
 	force := r.URL.Query().Get("force") == "true"
@@ -105,12 +115,8 @@ func (s *Server) vms(r *http.Request) (any, error)       { return s.listInstance
 
 // listInstances: with format=full a task whose result has one JSON line per instance; otherwise the plain list.
 func (s *Server) listInstances(r *http.Request, vmsOnly bool) (any, error) {
-	dep, err := s.deployerOr503()
+	dep, name, err := s.deploymentDeployer(r)
 	if err != nil {
-		return nil, err
-	}
-	name := r.PathValue("name")
-	if _, err := s.existingDeployment(name); err != nil {
 		return nil, err
 	}
 	if r.URL.Query().Get("format") != "full" {

@@ -16,12 +16,8 @@ import (
 // (cloudfoundry/bosh-cli director/deployment.go FetchLogs; "*" for all groups or instances): a task whose result
 // field is the blob id of the tarball, served by GET /resources/ID.
 func (s *Server) fetchLogs(r *http.Request) (any, error) {
-	dep, err := s.deployerOr503()
+	dep, name, err := s.deploymentDeployer(r)
 	if err != nil {
-		return nil, err
-	}
-	name := r.PathValue("name")
-	if _, err := s.existingDeployment(name); err != nil {
 		return nil, err
 	}
 	sel := deployer.Selector{Group: r.PathValue("job"), Instance: r.PathValue("index")}

@@ -13,12 +13,8 @@ import (
 // setup with params user and public_key, or cleanup with params user_regex; both are tasks holding the
 // deployment's lock; setup's result output is one JSON array.
 func (s *Server) ssh(r *http.Request) (any, error) {
-	dep, err := s.deployerOr503()
+	dep, name, err := s.deploymentDeployer(r)
 	if err != nil {
-		return nil, err
-	}
-	name := r.PathValue("name")
-	if _, err := s.existingDeployment(name); err != nil {
 		return nil, err
 	}
 	var req struct {
