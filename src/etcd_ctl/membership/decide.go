@@ -55,7 +55,8 @@ type LocalView struct {
 type PeerView struct {
 	Host   string
 	Answer Answer
-	// The fields below are set only for Healthy and Learner answers.
+	// ClusterID is set for Healthy and Learner answers, and for a NoAnswer from a member without a leader (its
+	// status still names its cluster). The fields below it are set only for Healthy and Learner answers.
 	ClusterID uint64
 	// Nonce is the creation nonce the cluster recorded under ClusterKey ("" for clusters of earlier releases).
 	Nonce               string
@@ -248,6 +249,12 @@ func decideWithoutData(in DecisionInput) Decision {
 	}
 	switch {
 	case len(cs) == 1:
+		if hosts := otherClusterHosts(in.Peers, cs[0].id); len(hosts) > 0 {
+			// The same reason as below: a member of another cluster that lost its leader (its cluster's other
+			// members stepped down) still answers etcd's join for that cluster. It steps down itself
+			// (DecideRunning: without a leader, or as the creator), so wait for it.
+			return Decision{Action: ActWait, ClusterID: cs[0].id, Reason: fmt.Sprintf("the data dir is empty and cluster %x answers, but %s still serve another cluster without a leader, and etcd's join would ask them; waiting until they step down", cs[0].id, strings.Join(hosts, ","))}
+		}
 		return Decision{Action: ActJoin, ClusterID: cs[0].id, Reason: "the data dir is empty and a cluster answered; joining as a learner, to be promoted once caught up"}
 	case len(cs) > 1:
 		var withWrites []cluster
@@ -280,6 +287,18 @@ func decideWithoutData(in DecisionInput) Decision {
 		return Decision{Action: ActWait, Reason: "some peers gave no answer (a timeout is not an answer), so a cluster may exist there"}
 	}
 	return Decision{Action: ActWait, Reason: "this is not the deployment's creator; it only joins an existing cluster, which the creator makes"}
+}
+
+// otherClusterHosts lists the peers that answered without a leader for a cluster other than id: they count for
+// no cluster in the decision, yet their peer URLs answer etcd's join with their own cluster.
+func otherClusterHosts(peers []PeerView, id uint64) []string {
+	var hosts []string
+	for _, p := range peers {
+		if p.Answer == NoAnswer && p.ClusterID != 0 && p.ClusterID != id {
+			hosts = append(hosts, p.Host)
+		}
+	}
+	return hosts
 }
 
 // RunningInput is what a running member knows about its cluster and its peers.
