@@ -75,6 +75,10 @@ func BuildConfig(c *config.Config, plan Plan) (*embed.Config, error) {
 		cfg.InitialClusterToken = plan.Token
 	}
 	cfg.StrictReconfigCheck = true
+	// etcd resolves this default in its command-line parsing (parseWarningUnaryRequestDuration in etcd's
+	// server/etcdmain/config.go), not in embed.NewConfig: left at zero, every request counts as slow and is
+	// logged at warn level as "request stats".
+	cfg.WarningUnaryRequestDuration = embed.DefaultWarningUnaryRequestDuration
 	cfg.PreVote = true
 	// A joiner is added as a learner; allow one per membership change, which etcd_ctl serialises anyway.
 	cfg.MaxLearners = 1
@@ -165,6 +169,7 @@ func Flags(cfg *embed.Config) []string {
 		fmt.Sprintf("--pre-vote=%t", cfg.PreVote),
 		fmt.Sprintf("--max-learners=%d", cfg.MaxLearners),
 		"--metrics=" + cfg.Metrics,
+		"--warning-unary-request-duration=" + cfg.WarningUnaryRequestDuration.String(),
 	}
 	if cfg.QuotaBackendBytes > 0 {
 		f = append(f, fmt.Sprintf("--quota-backend-bytes=%d", cfg.QuotaBackendBytes))

@@ -24,8 +24,13 @@ func TestSingleMemberTLSStartsServesAndStopsGracefully(t *testing.T) {
 	c.start(0)
 	c.waitReady(0, time.Minute)
 	c.requireHealthy(1)
-	c.put(0, "/k", "v")
+	for i := 0; i < 20; i++ {
+		c.put(0, "/k", "v")
+	}
 	require.Equal(t, "v", c.get(0, "/k"))
+	logs, err := os.ReadFile(c.layout.LogPath(0))
+	require.NoError(t, err)
+	require.False(t, strings.Contains(string(logs), `"request stats"`), "fast requests are not logged as slow (etcd's 300ms default applies)")
 
 	pid, err := os.ReadFile(c.config(0).Paths.PidFile())
 	require.NoError(t, err, "start writes a pidfile for monit")
