@@ -163,6 +163,16 @@ func (s *scenario) delete(ctx context.Context, force bool) {
 }
 
 func (s *scenario) tryDelete(ctx context.Context, force bool) error {
+	if err := s.deleteKeepingIPs(ctx, force); err != nil {
+		return err
+	}
+	s.releaseIPs()
+	return nil
+}
+
+// deleteKeepingIPs deletes the deployment (its VMs and disks) and keeps its static IPs reserved, so that it can
+// be deployed again with the same manifest and certificates.
+func (s *scenario) deleteKeepingIPs(ctx context.Context, force bool) error {
 	if !s.deployed {
 		return nil
 	}
@@ -175,7 +185,6 @@ func (s *scenario) tryDelete(ctx context.Context, force bool) error {
 		return err
 	}
 	s.deployed = false
-	s.releaseIPs()
 	return nil
 }
 

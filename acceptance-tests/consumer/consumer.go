@@ -98,6 +98,9 @@ func Start(cli *clientv3.Client, opts Options) *Consumer {
 // History is what the consumer recorded so far.
 func (c *Consumer) History() *History { return c.history }
 
+// Prefix is the key prefix of this consumer's writes.
+func (c *Consumer) Prefix() string { return c.opts.Prefix }
+
 // NewClientID returns a client id for additional recorded clients (e.g. a probe pinned to one member).
 func (c *Consumer) NewClientID() int {
 	c.mu.Lock()

@@ -200,3 +200,35 @@ func (c *Client) Status(ctx context.Context, ip string) (*Status, error) {
 	}
 	return &s, nil
 }
+
+// SnapshotFile is a snapshot etcd_ctl wrote on a VM: its file name, its bytes and the metadata file beside it.
+type SnapshotFile struct {
+	Name     string          `json:"name"`
+	Data     []byte          `json:"data"`
+	Metadata json.RawMessage `json:"metadata,omitempty"`
+}
+
+// Snapshot runs `etcd_ctl snapshot` on the VM and returns the verified snapshot and its metadata: the copy an
+// operator keeps off the VMs (bosh scp). It needs a helper that serves POST /etcd/snapshot.
+func (c *Client) Snapshot(ctx context.Context, ip string) (*SnapshotFile, error) {
+	var r struct {
+		Snapshot SnapshotFile `json:"snapshot"`
+	}
+	err := c.do(ctx, ip, http.MethodPost, "/etcd/snapshot", nil, &r)
+	return &r.Snapshot, err
+}
+
+// Restore copies the snapshot to the VM and runs `etcd_ctl restore --snapshot <it> [--force]` there (etcd must be
+// stopped on every VM of the deployment).
+func (c *Client) Restore(ctx context.Context, ip string, snap *SnapshotFile, force bool) (*CommandResult, error) {
+	var r CommandResult
+	err := c.do(ctx, ip, http.MethodPost, "/etcd/restore", map[string]any{"snapshot": snap, "force": force}, &r)
+	return &r, err
+}
+
+// RecoverFromSurvivor runs `etcd_ctl recover-from-survivor` on the VM (etcd stopped there).
+func (c *Client) RecoverFromSurvivor(ctx context.Context, ip string) (*CommandResult, error) {
+	var r CommandResult
+	err := c.do(ctx, ip, http.MethodPost, "/etcd/recover-from-survivor", nil, &r)
+	return &r, err
+}

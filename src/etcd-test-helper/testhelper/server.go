@@ -66,6 +66,9 @@ type CommandResult struct {
 //	POST /heal                           removes every partition rule
 //	GET  /partition                      the current rules
 //	GET  /status                         etcd_ctl status --json
+//	POST /etcd/snapshot                  etcd_ctl snapshot; answers with the file and its metadata
+//	POST /etcd/restore  {"snapshot":{...},"force":true}  etcd_ctl restore --snapshot of that file
+//	POST /etcd/recover-from-survivor     etcd_ctl recover-from-survivor
 func (s *Server) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, "ok\n") })
@@ -76,6 +79,9 @@ func (s *Server) Handler() http.Handler {
 	mux.Handle("GET /partition", s.wrap(s.listPartition))
 	mux.Handle("POST /heal", s.wrap(s.heal))
 	mux.Handle("GET /status", s.wrap(s.status))
+	mux.Handle("POST /etcd/snapshot", s.wrap(s.snapshot))
+	mux.Handle("POST /etcd/restore", s.wrap(s.restore))
+	mux.Handle("POST /etcd/recover-from-survivor", s.wrap(s.recoverFromSurvivor))
 	return mux
 }
 
