@@ -34,7 +34,10 @@ type fixture struct {
 }
 
 // newFixture serves the API over real HTTPS on 127.0.0.1 with a generated CA, as `local-director serve` does.
-func newFixture(t *testing.T) *fixture {
+func newFixture(t *testing.T) *fixture { return newFixtureWith(t, nil) }
+
+// newFixtureWith is newFixture with the Server adjusted by tweak before it serves.
+func newFixtureWith(t *testing.T, tweak func(*Server)) *fixture {
 	dir := t.TempDir()
 	store, err := state.Open(dir)
 	require.NoError(t, err)
@@ -45,6 +48,9 @@ func newFixture(t *testing.T) *fixture {
 	tlsCfg, err := LoadOrCreateTLS(dir, nil)
 	require.NoError(t, err)
 	srv := &Server{Name: "local", UUID: "uuid-1", Creds: creds, Store: store, Tasks: runner, Log: zap.NewNop()}
+	if tweak != nil {
+		tweak(srv)
+	}
 	ln, err := tls.Listen("tcp", "127.0.0.1:0", tlsCfg)
 	require.NoError(t, err)
 	hs := &http.Server{Handler: srv.Handler()}
@@ -271,4 +277,19 @@ func TestRestartedDirectorKeepsStateAndFailsInterruptedTasks(t *testing.T) {
 	sc, err := store2.Stemcells()
 	require.NoError(t, err)
 	require.Len(t, sc, 1)
+}
+
+// An upload over the limit is refused with 413 and a message naming the limit; nothing of it is kept.
+func TestUploadOverTheLimitIsRefused(t *testing.T) {
+	f := newFixtureWith(t, func(s *Server) { s.MaxUploadBytes = 1024 })
+	for _, path := range []string{"/releases", "/stemcells"} {
+		resp, b := f.do("POST", path, bytes.NewReader(make([]byte, 4096)), true, nil)
+		require.Equal(t, http.StatusRequestEntityTooLarge, resp.StatusCode, "%s: %s", path, b)
+		require.Contains(t, string(b), "larger than the director's limit of 1024 bytes")
+	}
+	entries, err := os.ReadDir(filepath.Join(f.store.Dir(), "uploads"))
+	require.NoError(t, err)
+	require.Empty(t, entries, "the refused uploads were removed")
+	resp, _ := f.do("POST", "/stemcells", bytes.NewReader(make([]byte, 512)), true, nil)
+	require.Equal(t, "error", f.waitTask(resp)["state"], "an upload under the limit is accepted (and then fails as no tarball)")
 }

@@ -2,6 +2,7 @@ package api
 
 import (
 	"archive/tar"
+	"cmp"
 	"compress/gzip"
 	"context"
 	"encoding/json"
@@ -207,8 +208,13 @@ func (s *Server) saveBody(r *http.Request) (string, error) {
 		return "", err
 	}
 	defer f.Close()
-	if _, err := io.Copy(f, r.Body); err != nil {
+	limit := cmp.Or(s.MaxUploadBytes, DefaultMaxUploadBytes)
+	if _, err := io.Copy(f, http.MaxBytesReader(nil, r.Body, limit)); err != nil {
 		os.Remove(f.Name())
+		var tooBig *http.MaxBytesError
+		if errors.As(err, &tooBig) {
+			return "", errorf(http.StatusRequestEntityTooLarge, "upload refused: it is larger than the director's limit of %d bytes (local-director serve --max-upload-mb)", limit)
+		}
 		return "", errorf(http.StatusBadRequest, "reading upload: %v", err)
 	}
 	return f.Name(), nil

@@ -35,8 +35,15 @@ type Server struct {
 	// endpoints then answer 503).
 	Deployer *deployer.Deployer
 	Log      *zap.Logger
-	mux      *http.ServeMux
+	// MaxUploadBytes bounds a release or stemcell upload (0: DefaultMaxUploadBytes); a larger one is refused with
+	// 413 and nothing of it is kept.
+	MaxUploadBytes int64
+	mux            *http.ServeMux
 }
+
+// DefaultMaxUploadBytes is the upload limit when Server.MaxUploadBytes is 0: well above a release with its Go
+// toolchain blob, far below the disk a stray upload could fill.
+const DefaultMaxUploadBytes = 4 << 30
 
 // apiError is an error with an HTTP status and a BOSH error code.
 type apiError struct {

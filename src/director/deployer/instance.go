@@ -412,27 +412,44 @@ func installPackages(ctx context.Context, root string, want map[string]*compiled
 	return nil
 }
 
+// writeJobFiles writes rendered files at their destinations under dir through an os.Root, so that no
+// destination (job.MF's templates, checked when the release is read) lands outside the job's directory.
+func writeJobFiles(dir, job string, files map[string][]byte) error {
+	if err := os.MkdirAll(dir, 0o750); err != nil {
+		return err
+	}
+	r, err := os.OpenRoot(dir)
+	if err != nil {
+		return err
+	}
+	defer r.Close()
+	for rel, content := range files {
+		mode := os.FileMode(0o640)
+		if strings.HasPrefix(rel, "bin/") {
+			mode = 0o750
+		}
+		p := filepath.FromSlash(rel)
+		if err := r.MkdirAll(filepath.Dir(p), 0o750); err != nil {
+			return fmt.Errorf("job %s: template destination %s: %w", job, rel, err)
+		}
+		if err := r.WriteFile(p, content, mode); err != nil {
+			return fmt.Errorf("job %s: template destination %s: %w", job, rel, err)
+		}
+		if err := r.Chmod(p, mode); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // installJob writes one job's rendered files into data/jobs/<job>/<digest>, links /var/vcap/jobs/<job> to it,
 // prunes the job's older versions, makes its log and data directories and writes its monit file to monitPath.
 func installJob(root string, jp *jobPlan, files map[string][]byte, digest, monitPath string) error {
 	name := jp.job.Name
 	dest := filepath.Join(root, "data", "jobs", name, digest)
 	_ = os.RemoveAll(dest)
-	for rel, content := range files {
-		mode := os.FileMode(0o640)
-		if strings.HasPrefix(rel, "bin/") {
-			mode = 0o750
-		}
-		p := filepath.Join(dest, filepath.FromSlash(rel))
-		if err := os.MkdirAll(filepath.Dir(p), 0o750); err != nil {
-			return err
-		}
-		if err := os.WriteFile(p, content, mode); err != nil {
-			return err
-		}
-		if err := os.Chmod(p, mode); err != nil {
-			return err
-		}
+	if err := writeJobFiles(dest, name, files); err != nil {
+		return err
 	}
 	if err := os.MkdirAll(filepath.Join(dest, "packages"), 0o750); err != nil {
 		return err

@@ -370,6 +370,16 @@ func TestReadRejects(t *testing.T) {
 		{name: "job without a listed template", edit: func(t *testing.T, files map[string][]byte) {
 			replaceJob(t, files, "server", func(inner map[string][]byte) { inner["./templates/config.json.erb"] = nil })
 		}, wantErr: "job 'server' is missing template 'config.json.erb'"},
+		{name: "template destination outside the job directory", edit: func(t *testing.T, files map[string][]byte) {
+			replaceJob(t, files, "server", func(inner map[string][]byte) {
+				inner["./job.MF"] = []byte(strings.Replace(string(inner["./job.MF"]), "config/config.json", "../../../etc/cron.d/x", 1))
+			})
+		}, wantErr: `destination "../../../etc/cron.d/x" leaves the job's directory`},
+		{name: "absolute template destination", edit: func(t *testing.T, files map[string][]byte) {
+			replaceJob(t, files, "server", func(inner map[string][]byte) {
+				inner["./job.MF"] = []byte(strings.Replace(string(inner["./job.MF"]), "config/config.json", "/etc/passwd", 1))
+			})
+		}, wantErr: `destination "/etc/passwd" leaves the job's directory`},
 		{name: "job digest mismatch", edit: func(t *testing.T, files map[string][]byte) {
 			inner, _ := tgzEntries(t, files["./jobs/client.tgz"])
 			inner["./monit"] = []byte("tampered")

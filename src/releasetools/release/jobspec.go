@@ -3,6 +3,7 @@ package release
 import (
 	"fmt"
 	"maps"
+	"path/filepath"
 	"slices"
 
 	"gopkg.in/yaml.v3"
@@ -124,6 +125,14 @@ func ParseJobSpec(data []byte) (*JobSpec, error) {
 		}
 		if dest == "" {
 			return fmt.Errorf("template %q: empty destination", key)
+		}
+		// Destinations are relative to /var/vcap/jobs/<job>/ and sources to the job's templates/: neither may
+		// leave its directory (an absolute path or a ".." would let a release write anywhere on the VM).
+		if !filepath.IsLocal(filepath.FromSlash(dest)) {
+			return fmt.Errorf("template %q: destination %q leaves the job's directory (it must be a relative path without ..)", key, dest)
+		}
+		if !filepath.IsLocal(filepath.FromSlash(key)) {
+			return fmt.Errorf("template %q: the source leaves the job's templates directory (it must be a relative path without ..)", key)
 		}
 		if _, dup := s.Templates[key]; dup {
 			return fmt.Errorf("template %q listed twice", key)

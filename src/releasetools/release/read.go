@@ -278,16 +278,26 @@ func (p *Package) Open() (io.ReadCloser, error) {
 }
 
 // Extract writes the package's files (packaging and its sources, at their archive paths) under dir, checking the
-// archive against the digest release.MF records. On error dir may hold a partial extraction.
+// archive against the digest release.MF records. Every write goes through an os.Root at dir, so that no entry
+// lands outside it, not even through a symlink an earlier entry made (`a -> .`, then `a/l -> ..`, then `a/l/x`).
+// On error dir may hold a partial extraction.
 func (p *Package) Extract(dir string) error {
 	rc, err := p.Open()
 	if err != nil {
 		return err
 	}
 	defer rc.Close()
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	root, err := os.OpenRoot(dir)
+	if err != nil {
+		return err
+	}
+	defer root.Close()
 	d := newDigester()
 	err = walkTgzReader(io.TeeReader(rc, d), func(name string, hdr *tar.Header, body io.Reader) error {
-		return extractEntry(dir, name, hdr, body)
+		return extractEntry(root, name, hdr, body)
 	})
 	if err != nil {
 		return fmt.Errorf("extracting package '%s': %w", p.Name, err)
@@ -298,28 +308,39 @@ func (p *Package) Extract(dir string) error {
 	return verifyDigest(fmt.Sprintf("package '%s'", p.Name), p.SHA1, d.sums())
 }
 
-func extractEntry(dir, name string, hdr *tar.Header, body io.Reader) error {
+// extractEntry writes one archive entry inside root. Names and symlink targets are checked lexically first (for
+// a clear error); root refuses whatever still resolves outside it.
+func extractEntry(root *os.Root, name string, hdr *tar.Header, body io.Reader) error {
 	if name == "" {
 		return nil
 	}
-	if !filepath.IsLocal(filepath.FromSlash(name)) {
+	// name is normalized (archiveName roots it, so it cannot climb); the raw name is checked too, so that an
+	// archive with "../x" is refused rather than quietly extracted as "x".
+	raw := strings.TrimSuffix(strings.TrimPrefix(hdr.Name, "./"), "/")
+	local := filepath.FromSlash(name)
+	if !filepath.IsLocal(local) || !filepath.IsLocal(filepath.FromSlash(raw)) {
 		return fmt.Errorf("entry %q escapes the package directory", hdr.Name)
 	}
-	target := filepath.Join(dir, filepath.FromSlash(name))
+	escapes := func(err error) error {
+		return fmt.Errorf("entry %q: %w (an archive entry may not reach outside the package directory, also not through a symlink)", hdr.Name, err)
+	}
 	switch hdr.Typeflag {
 	case tar.TypeDir:
-		return os.MkdirAll(target, 0o755)
+		if err := root.MkdirAll(local, 0o755); err != nil {
+			return escapes(err)
+		}
+		return nil
 	case tar.TypeReg:
-		if err := os.MkdirAll(filepath.Dir(target), 0o755); err != nil {
-			return err
+		if err := root.MkdirAll(filepath.Dir(local), 0o755); err != nil {
+			return escapes(err)
 		}
 		mode := os.FileMode(0o644)
 		if hdr.Mode&0o111 != 0 {
 			mode = 0o755
 		}
-		f, err := os.OpenFile(target, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, mode)
+		f, err := root.OpenFile(local, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, mode)
 		if err != nil {
-			return err
+			return escapes(err)
 		}
 		if _, err := io.Copy(f, body); err != nil {
 			f.Close()
@@ -327,13 +348,16 @@ func extractEntry(dir, name string, hdr *tar.Header, body io.Reader) error {
 		}
 		return f.Close()
 	case tar.TypeSymlink:
-		if filepath.IsAbs(hdr.Linkname) || !filepath.IsLocal(filepath.Join(filepath.Dir(filepath.FromSlash(name)), hdr.Linkname)) {
+		if filepath.IsAbs(hdr.Linkname) || !filepath.IsLocal(filepath.Join(filepath.Dir(local), hdr.Linkname)) {
 			return fmt.Errorf("symlink %q points outside the package directory", hdr.Name)
 		}
-		if err := os.MkdirAll(filepath.Dir(target), 0o755); err != nil {
-			return err
+		if err := root.MkdirAll(filepath.Dir(local), 0o755); err != nil {
+			return escapes(err)
 		}
-		return os.Symlink(hdr.Linkname, target)
+		if err := root.Symlink(hdr.Linkname, local); err != nil {
+			return escapes(err)
+		}
+		return nil
 	default:
 		return fmt.Errorf("entry %q: unsupported type %q", hdr.Name, hdr.Typeflag)
 	}

@@ -37,6 +37,8 @@ type serveOptions struct {
 	port       int
 	// orphanRetention is how long orphaned disks are kept (0 = until `bosh delete-disk`).
 	orphanRetention time.Duration
+	// maxUploadMB bounds release and stemcell uploads.
+	maxUploadMB int64
 }
 
 func newServeCommand() *cobra.Command {
@@ -61,6 +63,7 @@ next serve re-attaches them.`,
 	f.StringVar(&o.bridge, "bridge", "lbosh0", "the host bridge the VMs are attached to")
 	f.StringVar(&o.bridgeCIDR, "bridge-cidr", "10.244.0.1/16", "the bridge's address: the VMs' gateway and subnet")
 	f.StringVar(&o.vmPrefix, "vm-prefix", "lbosh", "prefix of every VM id (network namespace name) of this director")
+	f.Int64Var(&o.maxUploadMB, "max-upload-mb", api.DefaultMaxUploadBytes>>20, "largest release or stemcell upload accepted, in MiB")
 	f.DurationVar(&o.orphanRetention, "orphaned-disk-retention", deployer.DefaultOrphanRetention,
 		"how long the disks of deleted instances are kept for `bosh attach-disk` before they are deleted (0 = until `bosh delete-disk`)")
 	return cmd
@@ -177,7 +180,7 @@ func openDirector(ctx context.Context, o *serveOptions, cidr netip.Prefix, ips [
 	if err != nil {
 		return nil, nil, err
 	}
-	srv := &api.Server{Name: "local-director", UUID: directorUUID(stateDir), Creds: creds, Store: store, Tasks: runner, Deployer: dep, Log: lg.Named("api")}
+	srv := &api.Server{Name: "local-director", UUID: directorUUID(stateDir), Creds: creds, Store: store, Tasks: runner, Deployer: dep, Log: lg.Named("api"), MaxUploadBytes: o.maxUploadMB << 20}
 	return srv, tlsCfg, nil
 }
 
