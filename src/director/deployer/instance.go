@@ -35,6 +35,7 @@ func (d *Deployer) vmSpec(inst state.Instance, cid string) (vm.Spec, error) {
 	spec := vm.Spec{
 		ID: cid, Address: netip.PrefixFrom(a, bits), Gateway: gw, OnLink: d.cfg.BridgeCIDR.Masked(), Bridge: d.cfg.Bridge,
 		DataDir: filepath.Join(d.cfg.StateDir, "vms", cid), MonitInterval: d.cfg.MonitInterval, Logger: d.log,
+		Hide: []string{d.cfg.StateDir},
 	}
 	if inst.DiskCID != "" {
 		spec.DiskDir = d.diskDir(inst.DiskCID)

@@ -27,6 +27,8 @@ type initConfig struct {
 	DiskDir  string `json:"disk_dir,omitempty"`
 	RunSize  string `json:"run_size"`
 	Monit    string `json:"monit"`
+	// Hide: host directories covered by an empty read-only tmpfs (Spec.Hide).
+	Hide []string `json:"hide,omitempty"`
 }
 
 // hookPath is the PATH the BOSH agent gives hook scripts; monit and everything it starts get it too.
@@ -98,6 +100,16 @@ func setupVM(cfg initConfig) error {
 	opts := "mode=0755,size=" + cfg.RunSize
 	if err := syscall.Mount("tmpfs", run, "tmpfs", syscall.MS_NOSUID|syscall.MS_NODEV, opts); err != nil {
 		return fmt.Errorf("mounting tmpfs on %s: %w", run, err)
+	}
+	for _, dir := range cfg.Hide {
+		// The mounts above keep their sources; only the paths under dir become unreachable.
+		if fi, err := os.Stat(dir); err != nil || !fi.IsDir() {
+			continue
+		}
+		flags := uintptr(syscall.MS_RDONLY | syscall.MS_NOSUID | syscall.MS_NODEV | syscall.MS_NOEXEC)
+		if err := syscall.Mount("tmpfs", dir, "tmpfs", flags, "mode=0555,size=4k"); err != nil {
+			return fmt.Errorf("hiding %s from the VM: %w", dir, err)
+		}
 	}
 	return nil
 }

@@ -47,6 +47,10 @@ type Spec struct {
 	// /etc/netns/<ID>/resolv.conf, which `ip netns exec` bind-mounts over the VM's /etc/resolv.conf; empty =
 	// no nameserver lines. Attach ignores it (the file of a running VM is left as it is).
 	DNS []netip.Addr
+	// Hide are host directories the VM must not see (the director's state dir: its credentials, CA key and
+	// every other VM's disks). A VM shares the host's root file system, so the init mounts an empty read-only
+	// tmpfs over each, in the VM's own mount namespace, after /var/vcap and the disk are mounted from them.
+	Hide []string
 
 	// MonitInterval is monit's cycle (`set daemon`); default DefaultMonitInterval.
 	MonitInterval time.Duration
@@ -299,7 +303,7 @@ func networkSteps(ns, veth, bridge string, addr netip.Prefix, gateway netip.Addr
 func (v *VM) startInit(exe string, tools map[string]string) (string, error) {
 	spec := v.spec
 	cfg, err := json.Marshal(initConfig{
-		Hostname: spec.ID, DataDir: spec.DataDir, DiskDir: spec.DiskDir, RunSize: spec.RunSize, Monit: tools["monit"],
+		Hostname: spec.ID, DataDir: spec.DataDir, DiskDir: spec.DiskDir, RunSize: spec.RunSize, Monit: tools["monit"], Hide: spec.Hide,
 	})
 	if err != nil {
 		return "", err

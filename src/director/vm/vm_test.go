@@ -263,3 +263,34 @@ func TestFirewallInsideVM(t *testing.T) {
 	mustExec(t, a, nil, "nft", "delete table inet part")
 	mustExec(t, a, nil, exe, "vmtest-dial", fmt.Sprintf("%s:8080", b.IP()))
 }
+
+// A VM shares the host's root file system; the directories in Spec.Hide (the director's state dir, which holds
+// the VM's own data and disk dirs next to the director's credentials) are covered inside the VM, while its
+// /var/vcap and /var/vcap/store, mounted from under them, keep working.
+func TestHiddenHostDirsAreUnreachableInsideTheVM(t *testing.T) {
+	tn := newTestNet(t)
+	state := t.TempDir()
+	secret := filepath.Join(state, "creds.json")
+	require.NoError(t, os.WriteFile(secret, []byte(`{"password":"director"}`), 0o600))
+	spec := tn.spec("hide", 8)
+	spec.DataDir = filepath.Join(state, "vms", "hide")
+	spec.DiskDir = filepath.Join(state, "disks", "d1")
+	require.NoError(t, os.MkdirAll(spec.DiskDir, 0o700))
+	require.NoError(t, os.WriteFile(filepath.Join(spec.DiskDir, "db"), []byte("member-data\n"), 0o600))
+	spec.Hide = []string{state}
+	v := tn.create(spec)
+
+	require.Equal(t, "member-data\n", mustExec(t, v, nil, "cat", "/var/vcap/store/db"), "the disk mounted from the hidden dir works")
+	mustExec(t, v, nil, "/bin/sh", "-c", "echo scratch > /var/vcap/data/scratch")
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	for _, argv := range [][]string{{"cat", secret}, {"ls", filepath.Join(state, "vms")}, {"/bin/sh", "-c", "echo x > " + filepath.Join(state, "planted")}} {
+		_, _, code, err := v.Exec(ctx, argv, nil, nil)
+		require.NoError(t, err)
+		require.NotEqual(t, 0, code, "%v inside the VM must fail", argv)
+	}
+	_, err := os.Stat(filepath.Join(state, "planted"))
+	require.True(t, os.IsNotExist(err))
+	require.FileExists(t, secret, "the host still sees its files")
+	require.FileExists(t, filepath.Join(spec.DataDir, "data", "scratch"), "what the VM writes to /var/vcap lands in its data dir")
+}
