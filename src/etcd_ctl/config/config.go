@@ -63,6 +63,15 @@ type Properties struct {
 	PeerCACert     string `json:"peer_ca_cert"`
 	PeerCert       string `json:"peer_cert"`
 	PeerKey        Secret `json:"peer_key"`
+	// PeerAllowedCN and PeerAllowedHostname (new in this release) are etcd's --peer-cert-allowed-cn and
+	// --peer-cert-allowed-hostname: besides being signed by etcd.peer_ca_cert, a peer's certificate must carry one
+	// of these common names, or be valid for one of these host names. See hardening.go.
+	PeerAllowedCN       StringList `json:"peer_allowed_cn"`
+	PeerAllowedHostname StringList `json:"peer_allowed_hostname"`
+	// TLSMinVersion ("1.2" or "1.3") and TLSCipherSuites (TLS 1.2 suites by Go name; empty: Go's defaults) apply
+	// to etcd's client and peer listeners (etcd's --tls-min-version and --cipher-suites).
+	TLSMinVersion   string   `json:"tls_min_version"`
+	TLSCipherSuites []string `json:"tls_cipher_suites"`
 
 	// ClientIP and PeerIP are the addresses etcd listens on.
 	ClientIP string `json:"client_ip"`
@@ -307,6 +316,10 @@ func DefaultProperties() Properties {
 		ElectionTimeoutInMilliseconds:   1000,
 		RequireSSL:                      true,
 		PeerRequireSSL:                  true,
+		TLSMinVersion:                   TLSVersion12,
+		PeerAllowedCN:                   StringList{},
+		PeerAllowedHostname:             StringList{},
+		TLSCipherSuites:                 []string{},
 		ClientIP:                        "0.0.0.0",
 		PeerIP:                          "0.0.0.0",
 		DNSHealthCheckHost:              "consul.service.cf.internal",

@@ -68,8 +68,9 @@ func TestLargeQuotaWarns(t *testing.T) {
 	c.Etcd.QuotaBackendBytes = 16 << 30
 	warnings, err := c.Validate(time.Now())
 	require.NoError(t, err)
-	require.Len(t, warnings, 1)
+	require.Len(t, warnings, 2)
 	require.Contains(t, warnings[0], "etcd.quota_backend_bytes")
+	require.Contains(t, warnings[1], "serves plaintext, without authentication of the client, on every interface", "minimal has etcd.require_ssl false")
 }
 
 // TestMachineProblem: etcd.machines entries are hosts or IPs without scheme or port.

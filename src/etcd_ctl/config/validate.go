@@ -29,6 +29,7 @@ func (c *Config) Validate(now time.Time) (warnings []string, err error) {
 	c.validateMetrics(add)
 	warnings = append(warnings, c.validateMaintenance(add)...)
 	c.validateBackup(add)
+	warnings = append(warnings, c.validateHardening(add)...)
 	if c.Paths.DataDir == "" {
 		add("paths.data_dir", "is empty")
 	}
@@ -44,6 +45,9 @@ func (c *Config) Validate(now time.Time) (warnings []string, err error) {
 		tw, terrs := c.validateTLS(now)
 		warnings = append(warnings, tw...)
 		errs = append(errs, terrs...)
+		if len(terrs) == 0 {
+			c.validatePeerAllowList(add)
+		}
 		mw, merrs := c.validateMetricsTLS(now)
 		warnings = append(warnings, mw...)
 		errs = append(errs, merrs...)

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"net/url"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -131,7 +132,11 @@ func BuildConfig(c *config.Config, plan Plan) (*embed.Config, error) {
 		cfg.PeerTLSInfo.KeyFile = files.PeerKey
 		cfg.PeerTLSInfo.TrustedCAFile = files.PeerCA
 		cfg.PeerTLSInfo.ClientCertAuth = true
+		cfg.PeerTLSInfo.AllowedCNs = slices.Clone(e.PeerAllowedCN)
+		cfg.PeerTLSInfo.AllowedHostnames = slices.Clone(e.PeerAllowedHostname)
 	}
+	cfg.TlsMinVersion = config.EtcdTLSVersion(e.TLSMinVersion)
+	cfg.CipherSuites = slices.Clone(e.TLSCipherSuites)
 	return cfg, nil
 }
 
@@ -188,6 +193,18 @@ func Flags(cfg *embed.Config) []string {
 	if t := cfg.PeerTLSInfo; !t.Empty() {
 		f = append(f, "--peer-cert-file="+t.CertFile, "--peer-key-file="+t.KeyFile, "--peer-trusted-ca-file="+t.TrustedCAFile,
 			fmt.Sprintf("--peer-client-cert-auth=%t", t.ClientCertAuth))
+		for _, cn := range t.AllowedCNs {
+			f = append(f, "--peer-cert-allowed-cn="+cn)
+		}
+		for _, h := range t.AllowedHostnames {
+			f = append(f, "--peer-cert-allowed-hostname="+h)
+		}
+	}
+	if !cfg.ClientTLSInfo.Empty() || !cfg.PeerTLSInfo.Empty() {
+		f = append(f, "--tls-min-version="+cfg.TlsMinVersion)
+		if len(cfg.CipherSuites) > 0 {
+			f = append(f, "--cipher-suites="+strings.Join(cfg.CipherSuites, ","))
+		}
 	}
 	return f
 }
