@@ -124,6 +124,8 @@ type Properties struct {
 	Maintenance            MaintenanceProperties `json:"maintenance"`
 	// Backup holds the etcd.backup.* properties: scheduled snapshots on the persistent disk.
 	Backup BackupProperties `json:"backup"`
+	// Auth holds the etcd.auth.* properties: authentication and role-based access control (auth.go).
+	Auth AuthProperties `json:"auth"`
 }
 
 // BackupProperties are the `etcd.backup.*` job properties.
@@ -320,6 +322,7 @@ func DefaultProperties() Properties {
 		PeerAllowedCN:                   StringList{},
 		PeerAllowedHostname:             StringList{},
 		TLSCipherSuites:                 []string{},
+		Auth:                            AuthProperties{Users: []AuthUser{}, Roles: []AuthRole{}},
 		ClientIP:                        "0.0.0.0",
 		PeerIP:                          "0.0.0.0",
 		DNSHealthCheckHost:              "consul.service.cf.internal",

@@ -30,6 +30,7 @@ func (c *Config) Validate(now time.Time) (warnings []string, err error) {
 	warnings = append(warnings, c.validateMaintenance(add)...)
 	c.validateBackup(add)
 	warnings = append(warnings, c.validateHardening(add)...)
+	c.validateAuth(add)
 	if c.Paths.DataDir == "" {
 		add("paths.data_dir", "is empty")
 	}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
@@ -85,6 +86,11 @@ func (m *Manager) Prepare(ctx context.Context) (*Start, error) {
 		}
 		statuses := Probe(ctx, c, others, m.ProbeTimeout)
 		d := Decide(DecisionInput{Local: local, Peers: Views(statuses), Creator: creator, SelfName: c.SelfName(), DataDir: c.Paths.DataDir})
+		if d.Action == ActJoin {
+			if blocked := JoinBlockedBy(d.ClusterID, ProbePeerClusters(ctx, c, others, m.ProbeTimeout)); len(blocked) > 0 {
+				d = Decision{Action: ActWait, ClusterID: d.ClusterID, Reason: fmt.Sprintf("joining cluster %x, but the peer URLs of %s answer for another cluster, and etcd's join would take that one; waiting until they stop", d.ClusterID, strings.Join(blocked, ", "))}
+			}
+		}
 		st, err := m.act(ctx, d, local, statuses)
 		if st != nil {
 			st.creator = creator

@@ -14,6 +14,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/etcd-release/etcd-release/src/etcd_ctl/auth"
 	"github.com/etcd-release/etcd-release/src/etcd_ctl/backup"
 	"github.com/etcd-release/etcd-release/src/etcd_ctl/config"
 	"github.com/etcd-release/etcd-release/src/etcd_ctl/etcdserver"
@@ -127,6 +128,8 @@ func (r *run) once(ctx context.Context) (stepped bool, err error) {
 	// Scheduled snapshots (etcd.backup.*) run while the member does.
 	r.stopBackups = backup.StartScheduler(ctx, r.c, r.lg)
 	defer r.stopBackups()
+	// etcd.auth.*: users, roles and whether authentication is on, one member at a time.
+	auth.Start(ctx, r.c, r.lg)
 	return r.supervise(ctx, st, srv)
 }
 

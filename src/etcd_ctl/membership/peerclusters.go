@@ -1,0 +1,83 @@
+package membership
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/etcd-release/etcd-release/src/etcd_ctl/config"
+	"github.com/etcd-release/etcd-release/src/etcd_ctl/etcdclient"
+)
+
+// PeerCluster is what a member's peer URL says about its cluster: the X-Etcd-Cluster-ID of its /members
+// answer, the request etcd's own join makes to every member it is given (GetClusterFromRemotePeers in etcd's
+// server/etcdserver/api/membership). ClusterID 0: no answer.
+type PeerCluster struct {
+	Host      string
+	ClusterID uint64
+	Detail    string
+}
+
+// ProbePeerClusters asks every member's peer URL which cluster it serves.
+func ProbePeerClusters(ctx context.Context, c *config.Config, members []config.Member, timeout time.Duration) []PeerCluster {
+	out := make([]PeerCluster, len(members))
+	tc, err := etcdclient.PeerTLSConfig(c)
+	if err != nil {
+		for i, m := range members {
+			out[i] = PeerCluster{Host: m.Host, Detail: err.Error()}
+		}
+		return out
+	}
+	hc := &http.Client{Timeout: timeout, Transport: &http.Transport{TLSClientConfig: tc, DisableKeepAlives: true}}
+	done := make(chan struct{}, len(members))
+	for i, m := range members {
+		go func() {
+			defer func() { done <- struct{}{} }()
+			out[i] = PeerCluster{Host: m.Host}
+			req, err := http.NewRequestWithContext(ctx, http.MethodGet, strings.TrimSuffix(m.PeerURL, "/")+"/members", nil)
+			if err != nil {
+				out[i].Detail = err.Error()
+				return
+			}
+			resp, err := hc.Do(req)
+			if err != nil {
+				out[i].Detail = err.Error()
+				return
+			}
+			_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 1<<20))
+			resp.Body.Close()
+			if resp.StatusCode != http.StatusOK {
+				out[i].Detail = resp.Status
+				return
+			}
+			id, err := strconv.ParseUint(resp.Header.Get("X-Etcd-Cluster-ID"), 16, 64)
+			if err != nil {
+				out[i].Detail = "no cluster ID in the answer"
+				return
+			}
+			out[i].ClusterID = id
+		}()
+	}
+	for range members {
+		<-done
+	}
+	return out
+}
+
+// JoinBlockedBy is the last rule before a join: etcd's join takes the cluster from the first peer URL that
+// answers, in sorted order, and fails ("member count is unequal") when that peer serves another cluster; so a
+// join of target waits while any peer URL answers for another cluster. Such a peer is a member stepping down
+// (its client port closes before its peer port) or one that has not stepped down yet. It returns those hosts.
+func JoinBlockedBy(target uint64, peers []PeerCluster) []string {
+	var hosts []string
+	for _, p := range peers {
+		if p.ClusterID != 0 && p.ClusterID != target {
+			hosts = append(hosts, fmt.Sprintf("%s (cluster %x)", p.Host, p.ClusterID))
+		}
+	}
+	return hosts
+}
