@@ -144,6 +144,14 @@ func MarshalConfig(c *config.Config) ([]byte, error) {
 			s3["secret_access_key"] = c.Etcd.Backup.S3.SecretAccessKey.Value()
 		}
 	}
+	if a, ok := etcd["auth"].(map[string]any); ok {
+		a["root_password"] = c.Etcd.Auth.RootPassword.Value()
+		if users, ok := a["users"].([]any); ok {
+			for i, u := range users {
+				u.(map[string]any)["password"] = c.Etcd.Auth.Users[i].Password.Value()
+			}
+		}
+	}
 	return json.MarshalIndent(m, "", "  ")
 }
 
