@@ -98,10 +98,13 @@ func newScenario(name string, tls bool) *scenario {
 		deployment: fmt.Sprintf("%s-%s-%s", cfg.DeploymentPrefix, name, hex.EncodeToString(suffix)),
 		ips:        pool.take(5),
 		tls:        tls,
-		helper:     helper.New(cfg.TestHelper.Port, cfg.TestHelper.Username, password),
 	}
+	helperCA, helperCert, helperKey, err := cluster.HelperCerts(s.ips)
+	Expect(err).NotTo(HaveOccurred())
+	s.helper, err = helper.NewTLS(cfg.TestHelper.Port, cfg.TestHelper.Username, password, helperCA)
+	Expect(err).NotTo(HaveOccurred())
 	s.manifest = cluster.Manifest{Name: s.deployment, ReleaseVersion: releaseVersion, IPs: s.ips, HelperPassword: password,
-		EtcdProperties: cluster.NoTLSProperties()}
+		HelperCert: string(helperCert), HelperKey: string(helperKey), EtcdProperties: cluster.NoTLSProperties()}
 	if tls {
 		var err error
 		s.certs, err = cluster.NewCerts("1", s.ips)

@@ -128,3 +128,21 @@ func (ct *ClientTLS) Config() *tls.Config {
 	}
 	return ct.config
 }
+
+// HelperCerts makes the test helper's HTTPS material for a deployment on ips: a CA (PEM) the suite trusts and a
+// server certificate and key signed by it.
+func HelperCerts(ips []netip.Addr) (caPEM, certPEM, keyPEM []byte, err error) {
+	ca, err := pki.GenerateCA("etcd-acceptance-test-helper-ca", 0)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	var netIPs []net.IP
+	for _, ip := range ips {
+		netIPs = append(netIPs, net.IP(ip.AsSlice()))
+	}
+	pair, err := ca.Issue(pki.Request{CommonName: "etcd-test-helper", IPs: netIPs, Usage: pki.UsageServer})
+	if err != nil {
+		return nil, nil, nil, fmt.Errorf("issuing the test helper's certificate: %w", err)
+	}
+	return ca.CertPEM(), pair.CertPEM, pair.KeyPEM, nil
+}

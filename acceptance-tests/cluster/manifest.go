@@ -33,6 +33,9 @@ type Manifest struct {
 	// EtcdProperties are the etcd job's `etcd` properties (TLS settings and anything a scenario changes).
 	EtcdProperties map[string]any
 	HelperPassword string
+	// HelperCert and HelperKey are the test helper's HTTPS certificate (etcd_test_helper.tls.*); empty: the
+	// helper's self-signed default.
+	HelperCert, HelperKey string
 	// Consul, when set, deploys etcd in consul DNS mode as CF deployments ran it (manifests/operations/consul.yml):
 	// a consul server instance group, a consul agent in client mode next to every member, members registered
 	// with it and advertising <member>.ConsulDNSSuffix, the peer list from etcd.cluster instead of the etcd link.
@@ -122,11 +125,7 @@ func (g Generator) Render(m Manifest) ([]byte, error) {
 		map[string]any{
 			"name":    "etcd-test-helper",
 			"release": c.Release.Name,
-			"properties": map[string]any{"etcd_test_helper": map[string]any{
-				"port":     c.TestHelper.Port,
-				"username": c.TestHelper.Username,
-				"password": m.HelperPassword,
-			}},
+			"properties": map[string]any{"etcd_test_helper": helperProps(m, c)},
 		},
 	)
 	return yaml.Marshal(doc)
@@ -220,4 +219,12 @@ func Endpoints(ips []string, tls bool) []string {
 		out[i] = fmt.Sprintf("%s://%s:%d", scheme, ip, ClientPort)
 	}
 	return out
+}
+
+func helperProps(m Manifest, c config.Config) map[string]any {
+	props := map[string]any{"port": c.TestHelper.Port, "username": c.TestHelper.Username, "password": m.HelperPassword}
+	if m.HelperCert != "" {
+		props["tls"] = map[string]any{"cert": m.HelperCert, "key": m.HelperKey}
+	}
+	return props
 }

@@ -6,6 +6,8 @@ package helper
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -23,11 +25,28 @@ type Client struct {
 	Username string
 	Password string
 	HTTP     *http.Client
+	// Scheme is "https" (the helper's default) or "http" (etcd_test_helper.plaintext).
+	Scheme string
 }
 
-// New returns a client with a 5-minute request timeout (a monit stop waits for drain-free stop programs).
+// New returns a plain-HTTP client (for a helper deployed with etcd_test_helper.plaintext) with a 5-minute
+// request timeout (a monit stop waits for drain-free stop programs).
 func New(port int, username, password string) *Client {
-	return &Client{Port: port, Username: username, Password: password, HTTP: &http.Client{Timeout: 5 * time.Minute}}
+	return &Client{Port: port, Username: username, Password: password, HTTP: &http.Client{Timeout: 5 * time.Minute}, Scheme: "http"}
+}
+
+// NewTLS returns a client of a helper serving HTTPS with a certificate signed by the CA in caPEM.
+func NewTLS(port int, username, password string, caPEM []byte) (*Client, error) {
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(caPEM) {
+		return nil, errors.New("test helper CA: no PEM certificate")
+	}
+	tr := &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}}
+	return &Client{Port: port, Username: username, Password: password, HTTP: &http.Client{Timeout: 5 * time.Minute, Transport: tr}, Scheme: "https"}, nil
+}
+
+func (c *Client) url(ip, path string) string {
+	return c.Scheme + "://" + net.JoinHostPort(ip, strconv.Itoa(c.Port)) + path
 }
 
 // Error is an answer other than 200.
@@ -66,7 +85,7 @@ func (c *Client) do(ctx context.Context, ip, method, path string, in, out any) e
 		}
 		body = bytes.NewReader(b)
 	}
-	u := "http://" + net.JoinHostPort(ip, strconv.Itoa(c.Port)) + path
+	u := c.url(ip, path)
 	req, err := http.NewRequestWithContext(ctx, method, u, body)
 	if err != nil {
 		return err
@@ -108,7 +127,7 @@ func (c *Client) do(ctx context.Context, ip, method, path string, in, out any) e
 
 // Healthy reports whether the helper answers GET /healthz.
 func (c *Client) Healthy(ctx context.Context, ip string) bool {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+net.JoinHostPort(ip, strconv.Itoa(c.Port))+"/healthz", nil)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.url(ip, "/healthz"), nil)
 	if err != nil {
 		return false
 	}

@@ -20,6 +20,9 @@ type Config struct {
 	// TLSCert and TLSKey (PEM), when both set, make the API serve HTTPS.
 	TLSCert string `json:"tls_cert"`
 	TLSKey  string `json:"tls_key"`
+	// Plaintext serves plain HTTP. Without it and without TLSCert the helper serves HTTPS with a self-signed
+	// certificate it makes at start (its SHA-256 fingerprint is logged).
+	Plaintext bool `json:"plaintext"`
 	// VcapRoot is /var/vcap on a VM; tests point it at a temporary directory.
 	VcapRoot string `json:"vcap_root"`
 	// Monit is the monit command with leading arguments; empty means <VcapRoot>/bosh/bin/monit if present, else
@@ -64,6 +67,9 @@ func (c Config) Validate() error {
 	}
 	if c.Token == "" && (c.Username == "" || c.Password == "") {
 		errs = append(errs, errors.New("etcd_test_helper.username and etcd_test_helper.password (or etcd_test_helper.token) must be set"))
+	}
+	if c.Plaintext && c.TLSCert != "" {
+		errs = append(errs, errors.New("etcd_test_helper.plaintext and etcd_test_helper.tls.cert are both set; choose one"))
 	}
 	if (c.TLSCert == "") != (c.TLSKey == "") {
 		errs = append(errs, errors.New("etcd_test_helper.tls.cert and etcd_test_helper.tls.key must be set together"))

@@ -85,7 +85,7 @@ func startHelper(t *testing.T, cfg testhelper.Config, client *http.Client, prefi
 		client = &http.Client{Timeout: 10 * time.Second}
 	}
 	scheme := "http"
-	if cfg.TLSCert != "" {
+	if !cfg.Plaintext {
 		scheme = "https"
 	}
 	h := &helper{url: fmt.Sprintf("%s://127.0.0.1:%d", scheme, cfg.Port), client: client, cfg: cfg}
@@ -147,6 +147,7 @@ func baseConfig(t *testing.T, root string) testhelper.Config {
 	cfg.Port = freePort(t)
 	cfg.Username, cfg.Password, cfg.Token = "admin", "s3cret", "tok3n"
 	cfg.VcapRoot = root
+	cfg.Plaintext = true
 	return cfg
 }
 

@@ -58,7 +58,7 @@ func TestTLS(t *testing.T) {
 	client := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
 
 	cfg := baseConfig(t, t.TempDir())
-	cfg.TLSCert, cfg.TLSKey = string(set.ServerCert), string(set.ServerKey)
+	cfg.TLSCert, cfg.TLSKey, cfg.Plaintext = string(set.ServerCert), string(set.ServerKey), false
 	port := cfg.Port
 	h := startHelper(t, cfg, client)
 	require.Equal(t, http.StatusUnauthorized, h.doAuth(t, "GET", "/partition", nil, nil, nil))
@@ -70,4 +70,26 @@ func TestTLS(t *testing.T) {
 	}
 	// Authenticated over TLS: the request reaches the handler (which rejects the job name before running anything).
 	require.Equal(t, http.StatusBadRequest, h.do(t, "POST", "/monit/bad..name/stop", nil, nil))
+}
+
+// Without a configured certificate and without etcd_test_helper.plaintext, the API is HTTPS with a self-signed
+// certificate made at start.
+func TestTLSByDefault(t *testing.T) {
+	cfg := baseConfig(t, t.TempDir())
+	cfg.Plaintext = false
+	var seen *x509.Certificate
+	client := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{
+		InsecureSkipVerify: true, // the certificate is self-signed; the test checks what it is below
+		VerifyConnection: func(cs tls.ConnectionState) error {
+			seen = cs.PeerCertificates[0]
+			return nil
+		}}}}
+	h := startHelper(t, cfg, client)
+	require.Equal(t, "etcd-test-helper", seen.Subject.CommonName)
+	require.Equal(t, http.StatusBadRequest, h.do(t, "POST", "/monit/bad..name/stop", nil, nil), "authenticated over TLS")
+	resp, err := (&http.Client{Timeout: 2 * time.Second}).Get(fmt.Sprintf("http://127.0.0.1:%d/healthz", cfg.Port))
+	if err == nil {
+		resp.Body.Close()
+		require.Equal(t, http.StatusBadRequest, resp.StatusCode, "no plain HTTP API")
+	}
 }
