@@ -20,7 +20,7 @@ var _ = Describe("etcd-release backups and recovery", func() {
 	// The README's "Everything lost" procedure: a snapshot kept off the VMs, the deployment deleted with its
 	// disks, deployed again (a new, empty cluster), then on every VM `monit stop etcd`, `etcd_ctl restore
 	// --snapshot FILE --force`, `monit start etcd`.
-	It("brings every write back after the deployment was deleted, from a snapshot taken under load", Label("restore-drill", "tls"), func(ctx SpecContext) {
+	It("brings every write back after the deployment was deleted, from a snapshot taken under load", Label("restore-drill", "tls", "ci"), func(ctx SpecContext) {
 		s := newScenario("restore-drill", true)
 		s.deploy(ctx, 3)
 		s.waitHealthy(ctx, 3)
@@ -61,7 +61,7 @@ var _ = Describe("etcd-release backups and recovery", func() {
 	})
 
 	// The README's "Quorum lost for good, one member's data survived" procedure.
-	It("recovers from the one member left when two of three lost their VMs and disks", Label("survivor", "tls"), func(ctx SpecContext) {
+	It("recovers from the one member left when two of three lost their VMs and disks", Label("survivor", "tls", "ci"), func(ctx SpecContext) {
 		s := newScenario("survivor", true)
 		s.deploy(ctx, 3)
 		views := s.waitHealthy(ctx, 3)
