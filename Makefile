@@ -61,3 +61,9 @@ bench-defrag: ## cluster-wide defragmentation under load: failed writes, longest
 .PHONY: bench-backup
 bench-backup: ## verified snapshot of a 1 GiB keyspace vs copying the db file, puts during it, restore of 3 members
 	$(GO) run ./src/bench/cmd/bench-backup
+
+.PHONY: campaign
+CYCLES ?= 20
+campaign: ## fault campaign on the local director: every fault CYCLES times on 3 and 5 TLS members under load; SEED replays, FAULTS and SIZES narrow; prints the results table
+	CAMPAIGN_CYCLES=$(CYCLES) CAMPAIGN_SEED=$(SEED) CAMPAIGN_FAULTS="$(FAULTS)" CAMPAIGN_SIZES=$(SIZES) \
+	ACCEPTANCE_LABELS=campaign ACCEPTANCE_TIMEOUT=$${ACCEPTANCE_TIMEOUT:-12h} acceptance-tests/run-local

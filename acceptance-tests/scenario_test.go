@@ -79,7 +79,10 @@ type scenario struct {
 	phases  int
 	prefix  string // keys of the current (or last) load phase
 	metrics Metrics
-	dumps   []string
+	// lastStats and lastVerdict are the last finished load phase's (set before finishLoad asserts).
+	lastStats   consumer.Stats
+	lastVerdict consumer.Verdict
+	dumps       []string
 }
 
 // newScenario reserves addresses, generates TLS material and arranges for the deployment to be deleted when the
@@ -389,6 +392,7 @@ func (s *scenario) finishLoad(ctx context.Context) consumer.Stats {
 	case s.metrics.Verdict == "" || verdict != consumer.Linearizable:
 		s.metrics.Verdict = string(verdict)
 	}
+	s.lastStats, s.lastVerdict = stats, verdict
 	AddReportEntry(metricsEntry, s.metrics, ReportEntryVisibilityNever)
 	s.saveHistory(ops)
 	s.load = nil
