@@ -172,6 +172,12 @@ func TestRepositoryOpsFilesApplyToTheManifest(t *testing.T) {
 			require.Equal(t, 5, lookup(t, doc, append(etcd, "instances")...))
 			require.Len(t, lookup(t, doc, append(etcd, "networks", "name=default", "static_ips")...), 5)
 		},
+		"bbr.yml": func(t *testing.T, doc any) {
+			jobs := lookup(t, doc, append(etcd, "jobs")...).([]any)
+			bbr := jobs[len(jobs)-1].(map[string]any)
+			require.Equal(t, "bbr-etcd", bbr["name"])
+			require.Equal(t, map[string]any{"bbr": map[string]any{"backup_one_restore_all": true}}, bbr["properties"])
+		},
 		"consul.yml": func(t *testing.T, doc any) {
 			groups := lookup(t, doc, "instance_groups").([]any)
 			require.Equal(t, "consul", groups[0].(map[string]any)["name"], "the consul servers come first")
