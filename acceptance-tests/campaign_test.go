@@ -124,6 +124,23 @@ func campaignFaults(size int) []fault {
 			s.manifest.EtcdProperties["heartbeat_interval_in_milliseconds"] = heartbeat
 			s.deploy(ctx, size)
 		}},
+		{"defragmentation under load", func(ctx SpecContext, s *scenario, rng *rand.Rand) {
+			instances := s.instances(ctx)
+			in := instances[rng.IntN(len(instances))]
+			_, err := s.helper.Defrag(ctx, in.IP)
+			helperDo("etcd_ctl defrag from "+in.IP, err)
+		}},
+		{"scale 3→5→3 (5→3→5)", func(ctx SpecContext, s *scenario, _ *rand.Rand) {
+			other := 5 // the scenario reserves 5 static IPs: 3 members scale out to 5, 5 scale in to 3
+			if size >= 5 {
+				other = 3
+			}
+			for _, n := range []int{other, size} {
+				s.deploy(ctx, n)
+				s.setEndpoints(ipsOf(s.instances(ctx)))
+				s.waitHealthy(ctx, n)
+			}
+		}},
 		{"snapshot under load", func(ctx SpecContext, s *scenario, rng *rand.Rand) {
 			instances := s.instances(ctx)
 			in := instances[rng.IntN(len(instances))]

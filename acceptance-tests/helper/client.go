@@ -251,3 +251,10 @@ func (c *Client) RecoverFromSurvivor(ctx context.Context, ip string) (*CommandRe
 	err := c.do(ctx, ip, http.MethodPost, "/etcd/recover-from-survivor", nil, &r)
 	return &r, err
 }
+
+// Defrag runs `etcd_ctl defrag` on the VM: every member of the cluster, one at a time.
+func (c *Client) Defrag(ctx context.Context, ip string) (*CommandResult, error) {
+	var r CommandResult
+	err := c.do(ctx, ip, http.MethodPost, "/etcd/defrag", nil, &r)
+	return &r, err
+}

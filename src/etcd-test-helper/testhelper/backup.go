@@ -144,3 +144,8 @@ func (s *Server) restore(r *http.Request) (any, error) {
 func (s *Server) recoverFromSurvivor(r *http.Request) (any, error) {
 	return run(r.Context(), s.cfg.EtcdCtl, "recover-from-survivor", "--config", s.cfg.EtcdCtlConfig)
 }
+
+// defrag runs `etcd_ctl defrag`: every member, one at a time, under the cluster's maintenance lock.
+func (s *Server) defrag(r *http.Request) (any, error) {
+	return run(r.Context(), s.cfg.EtcdCtl, "defrag", "--config", s.cfg.EtcdCtlConfig)
+}

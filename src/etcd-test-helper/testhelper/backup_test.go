@@ -58,6 +58,9 @@ func TestSnapshotAndRestoreThroughTheHelper(t *testing.T) {
 	}
 	put("/before")
 
+	var defrag testhelper.CommandResult
+	require.Equal(t, http.StatusOK, h.do(t, "POST", "/etcd/defrag", nil, &defrag), "etcd_ctl defrag through the helper")
+
 	var snap testhelper.SnapshotResult
 	require.Equal(t, http.StatusOK, h.do(t, "POST", "/etcd/snapshot", nil, &snap))
 	require.True(t, strings.HasPrefix(snap.Snapshot.Name, "etcd-snapshot-"), snap.Snapshot.Name)

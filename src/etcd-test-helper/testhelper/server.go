@@ -69,6 +69,7 @@ type CommandResult struct {
 //	POST /etcd/snapshot                  etcd_ctl snapshot; answers with the file and its metadata
 //	POST /etcd/restore  {"snapshot":{...},"force":true}  etcd_ctl restore --snapshot of that file
 //	POST /etcd/recover-from-survivor     etcd_ctl recover-from-survivor
+//	POST /etcd/defrag                    etcd_ctl defrag (every member, one at a time)
 func (s *Server) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, "ok\n") })
@@ -82,6 +83,7 @@ func (s *Server) Handler() http.Handler {
 	mux.Handle("POST /etcd/snapshot", s.wrap(s.snapshot))
 	mux.Handle("POST /etcd/restore", s.wrap(s.restore))
 	mux.Handle("POST /etcd/recover-from-survivor", s.wrap(s.recoverFromSurvivor))
+	mux.Handle("POST /etcd/defrag", s.wrap(s.defrag))
 	return mux
 }
 
