@@ -39,11 +39,11 @@ type fault struct {
 
 // faultResult is the row of one fault in the results table.
 type faultResult struct {
-	name                  string
-	cycles                int
-	acked, failed, lost   int
-	longestStall          time.Duration
-	verdict               string
+	name                string
+	cycles              int
+	acked, failed, lost int
+	longestStall        time.Duration
+	verdict             string
 }
 
 func campaignFaults(size int) []fault {
@@ -102,6 +102,12 @@ func campaignFaults(size int) []fault {
 			helperDo("monit start etcd on "+in.IP, err)
 		}},
 		{"bootstrap store lost, random start order", func(ctx SpecContext, s *scenario, rng *rand.Rand) {
+			// The clients stop before the cluster does and start again once every member was started: a client
+			// write to the cluster a lone creator re-creates is, by design, a conflict that etcd_ctl leaves to the
+			// operator (both sides hold client writes; TestBothSidesWithClientWritesIsAConflict), not a fault
+			// the cluster can heal. The first campaign run showed exactly that when the writers kept going.
+			s.finishLoad(ctx)
+			defer s.startLoad(ctx)
 			instances := s.instances(ctx)
 			for _, in := range instances {
 				s.monitStop(ctx, in)
@@ -175,7 +181,7 @@ func runCampaign(ctx SpecContext, size int) {
 		results = append(results, r)
 		for c := 1; c <= cycles; c++ {
 			By(fmt.Sprintf("%s, cycle %d/%d", f.name, c, cycles))
-			before := s.metrics
+			before, phases := s.metrics, len(s.phaseStats)
 			s.startLoad(ctx)
 			sleep(ctx, 3*time.Second)
 			f.run(ctx, s, rng)
@@ -188,7 +194,9 @@ func runCampaign(ctx SpecContext, size int) {
 					r.acked += s.metrics.WritesAcked - before.WritesAcked
 					r.failed += s.metrics.WritesFailed - before.WritesFailed
 					r.lost += s.metrics.Missing - before.Missing
-					r.longestStall = max(r.longestStall, s.lastStats.LongestStall)
+					for _, st := range s.phaseStats[phases:] {
+						r.longestStall = max(r.longestStall, st.LongestStall)
+					}
 					if r.verdict == "-" || s.lastVerdict != consumer.Linearizable {
 						r.verdict = string(s.lastVerdict)
 					}

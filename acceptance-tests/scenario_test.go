@@ -79,8 +79,9 @@ type scenario struct {
 	phases  int
 	prefix  string // keys of the current (or last) load phase
 	metrics Metrics
-	// lastStats and lastVerdict are the last finished load phase's (set before finishLoad asserts).
-	lastStats   consumer.Stats
+	// phaseStats are the finished load phases' statistics and lastVerdict the last one's verdict (set before
+	// finishLoad asserts).
+	phaseStats  []consumer.Stats
 	lastVerdict consumer.Verdict
 	dumps       []string
 }
@@ -392,7 +393,7 @@ func (s *scenario) finishLoad(ctx context.Context) consumer.Stats {
 	case s.metrics.Verdict == "" || verdict != consumer.Linearizable:
 		s.metrics.Verdict = string(verdict)
 	}
-	s.lastStats, s.lastVerdict = stats, verdict
+	s.phaseStats, s.lastVerdict = append(s.phaseStats, stats), verdict
 	AddReportEntry(metricsEntry, s.metrics, ReportEntryVisibilityNever)
 	s.saveHistory(ops)
 	s.load = nil

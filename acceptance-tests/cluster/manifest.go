@@ -123,8 +123,8 @@ func (g Generator) Render(m Manifest) ([]byte, error) {
 	group["jobs"] = append(jobs,
 		etcdJob,
 		map[string]any{
-			"name":    "etcd-test-helper",
-			"release": c.Release.Name,
+			"name":       "etcd-test-helper",
+			"release":    c.Release.Name,
 			"properties": map[string]any{"etcd_test_helper": helperProps(m, c)},
 		},
 	)
