@@ -86,7 +86,7 @@ func campaignFaults(size int) []fault {
 	return []fault{
 		{"kill-9 leader", kill(true)},
 		{"kill-9 follower", kill(false)},
-		{"stop --hard, start", func(ctx SpecContext, s *scenario, rng *rand.Rand) {
+		{"stop --hard then start", func(ctx SpecContext, s *scenario, rng *rand.Rand) {
 			target := cluster.Group + "/" + victim(ctx, s, rng, false).ID
 			s.changeState(ctx, target, director.StateDetached)
 			s.changeState(ctx, target, director.StateStarted)
@@ -101,7 +101,7 @@ func campaignFaults(size int) []fault {
 			_, err = s.helper.Monit(ctx, in.IP, "etcd", "start")
 			helperDo("monit start etcd on "+in.IP, err)
 		}},
-		{"bootstrap store lost, random start order", func(ctx SpecContext, s *scenario, rng *rand.Rand) {
+		{"bootstrap store lost (random start order)", func(ctx SpecContext, s *scenario, rng *rand.Rand) {
 			// The clients stop before the cluster does and start again once every member was started: a client
 			// write to the cluster a lone creator re-creates is, by design, a conflict that etcd_ctl leaves to the
 			// operator (both sides hold client writes; TestBothSidesWithClientWritesIsAConflict), not a fault
