@@ -102,12 +102,11 @@ func campaignFaults(size int) []fault {
 			helperDo("monit start etcd on "+in.IP, err)
 		}},
 		{"bootstrap store lost (random start order)", func(ctx SpecContext, s *scenario, rng *rand.Rand) {
-			// The clients stop before the cluster does and start again once every member was started: a client
+			// The clients stop before the cluster does and start again once it is one healthy cluster: a client
 			// write to the cluster a lone creator re-creates is, by design, a conflict that etcd_ctl leaves to the
 			// operator (both sides hold client writes; TestBothSidesWithClientWritesIsAConflict), not a fault
 			// the cluster can heal. The first campaign run showed exactly that when the writers kept going.
 			s.finishLoad(ctx)
-			defer s.startLoad(ctx)
 			instances := s.instances(ctx)
 			for _, in := range instances {
 				s.monitStop(ctx, in)
@@ -124,6 +123,8 @@ func campaignFaults(size int) []fault {
 				helperDo("monit start etcd on "+in.IP, err)
 				sleep(ctx, time.Duration(rng.IntN(3000))*time.Millisecond)
 			}
+			s.waitHealthy(ctx, len(instances)) // only then do the writers come back
+			s.startLoad(ctx)
 		}},
 		{"rolling deploy", func(ctx SpecContext, s *scenario, _ *rand.Rand) {
 			heartbeat = 150 - heartbeat // 50 ↔ 100: every deploy changes every member
