@@ -3,12 +3,7 @@ package testhelper_test
 import (
 	"context"
 	"encoding/json"
-	"fmt"
-	"math/rand/v2"
-	"net"
 	"net/http"
-	"os/exec"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -25,15 +20,7 @@ import (
 // written before the snapshot is back and the one written after it is gone. A bad file name and a restore
 // without --force over the member's data are refused.
 func TestSnapshotAndRestoreThroughTheHelper(t *testing.T) {
-	if testing.Short() {
-		t.Skip("builds etcd_ctl and starts a real member")
-	}
-	bin := filepath.Join(t.TempDir(), "etcd_ctl")
-	out, err := exec.Command("go", "build", "-o", bin, "../../etcd_ctl").CombinedOutput()
-	require.NoError(t, err, "%s", out)
-	base := net.IPv4(127, byte(20+rand.IntN(200)), byte(1+rand.IntN(250)), 1)
-	l := &localcluster.Layout{Dir: t.TempDir(), Deployment: fmt.Sprintf("th-%d", rand.IntN(1<<30)), Base: base, MaxMembers: 1}
-	require.NoError(t, l.WriteConfig(0, 1))
+	bin, l := oneMemberLayout(t, false)
 	start := func() *localcluster.Process {
 		p, err := l.StartMember(bin, 0, false)
 		require.NoError(t, err)

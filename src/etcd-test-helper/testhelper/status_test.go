@@ -19,20 +19,26 @@ import (
 	"github.com/etcd-release/etcd-release/src/testkit/localcluster"
 )
 
-// TestStatusOfARealMember starts a one-member TLS cluster of real `etcd_ctl start` on loopback and reads its
-// status through the helper, which runs the real etcd_ctl binary with the member's config.
-func TestStatusOfARealMember(t *testing.T) {
+// oneMemberLayout builds the real etcd_ctl and lays out a one-member cluster on a random loopback address (TLS
+// on or off); it skips under -short.
+func oneMemberLayout(t *testing.T, tls bool) (bin string, l *localcluster.Layout) {
 	if testing.Short() {
 		t.Skip("builds etcd_ctl and starts a real member")
 	}
-	bin := filepath.Join(t.TempDir(), "etcd_ctl")
+	bin = filepath.Join(t.TempDir(), "etcd_ctl")
 	out, err := exec.Command("go", "build", "-o", bin, "../../etcd_ctl").CombinedOutput()
 	require.NoError(t, err, "%s", out)
-
 	base := net.IPv4(127, byte(20+rand.IntN(200)), byte(1+rand.IntN(250)), 1)
-	l := &localcluster.Layout{Dir: t.TempDir(), Deployment: fmt.Sprintf("th-%d", rand.IntN(1<<30)), Base: base,
-		MaxMembers: 1, RequireSSL: true, PeerRequireSSL: true}
+	l = &localcluster.Layout{Dir: t.TempDir(), Deployment: fmt.Sprintf("th-%d", rand.IntN(1<<30)), Base: base,
+		MaxMembers: 1, RequireSSL: tls, PeerRequireSSL: tls}
 	require.NoError(t, l.WriteConfig(0, 1))
+	return bin, l
+}
+
+// TestStatusOfARealMember starts a one-member TLS cluster of real `etcd_ctl start` on loopback and reads its
+// status through the helper, which runs the real etcd_ctl binary with the member's config.
+func TestStatusOfARealMember(t *testing.T) {
+	bin, l := oneMemberLayout(t, true)
 	p, err := l.StartMember(bin, 0, false)
 	require.NoError(t, err)
 	t.Cleanup(func() { p.Stop(30 * time.Second) })
