@@ -22,13 +22,19 @@ func TLSConfig(c *config.Config) (*tls.Config, error) {
 	if !e.RequireSSL {
 		return nil, nil
 	}
-	pair, err := tls.X509KeyPair([]byte(e.ClientCert), []byte(e.ClientKey.Value()))
+	return mutualTLS("etcd.client_cert/etcd.client_key", e.ClientCert, e.ClientKey.Value(), "etcd.ca_cert", e.CACert)
+}
+
+// mutualTLS is a client TLS configuration presenting cert/key and trusting the CAs in caPEM; errors name the
+// properties they came from.
+func mutualTLS(pairProps, cert, key, caProp, caPEM string) (*tls.Config, error) {
+	pair, err := tls.X509KeyPair([]byte(cert), []byte(key))
 	if err != nil {
-		return nil, fmt.Errorf("etcd.client_cert/etcd.client_key: %w", err)
+		return nil, fmt.Errorf("%s: %w", pairProps, err)
 	}
 	pool := x509.NewCertPool()
-	if !pool.AppendCertsFromPEM([]byte(e.CACert)) {
-		return nil, errors.New("etcd.ca_cert: no PEM certificate found")
+	if !pool.AppendCertsFromPEM([]byte(caPEM)) {
+		return nil, errors.New(caProp + ": no PEM certificate found")
 	}
 	return &tls.Config{Certificates: []tls.Certificate{pair}, RootCAs: pool, MinVersion: tls.VersionTLS12}, nil
 }

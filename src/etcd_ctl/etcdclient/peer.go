@@ -2,9 +2,6 @@ package etcdclient
 
 import (
 	"crypto/tls"
-	"crypto/x509"
-	"errors"
-	"fmt"
 
 	"github.com/etcd-release/etcd-release/src/etcd_ctl/config"
 )
@@ -16,13 +13,5 @@ func PeerTLSConfig(c *config.Config) (*tls.Config, error) {
 	if !e.PeerRequireSSL {
 		return nil, nil
 	}
-	pair, err := tls.X509KeyPair([]byte(e.PeerCert), []byte(e.PeerKey.Value()))
-	if err != nil {
-		return nil, fmt.Errorf("etcd.peer_cert/etcd.peer_key: %w", err)
-	}
-	pool := x509.NewCertPool()
-	if !pool.AppendCertsFromPEM([]byte(e.PeerCACert)) {
-		return nil, errors.New("etcd.peer_ca_cert: no PEM certificate found")
-	}
-	return &tls.Config{Certificates: []tls.Certificate{pair}, RootCAs: pool, MinVersion: tls.VersionTLS12}, nil
+	return mutualTLS("etcd.peer_cert/etcd.peer_key", e.PeerCert, e.PeerKey.Value(), "etcd.peer_ca_cert", e.PeerCACert)
 }
