@@ -42,12 +42,12 @@ func withAuth(appPassword string) option {
 // password login.
 func (c *cluster) userClient(i int, certPEM, keyPEM []byte, user, password string) *clientv3.Client {
 	cfg := c.config(i)
-	pool := x509.NewCertPool()
-	require.True(c.t, pool.AppendCertsFromPEM([]byte(cfg.Etcd.CACert)))
+	tc := tlsOf(c.t, cfg)
 	pair, err := tls.X509KeyPair(certPEM, keyPEM)
 	require.NoError(c.t, err)
+	tc.Certificates = []tls.Certificate{pair}
 	cli, err := clientv3.New(clientv3.Config{Endpoints: []string{cfg.Self().ClientURL}, DialTimeout: 5 * time.Second,
-		TLS: &tls.Config{RootCAs: pool, Certificates: []tls.Certificate{pair}}, Username: user, Password: password})
+		TLS: tc, Username: user, Password: password})
 	require.NoError(c.t, err)
 	c.t.Cleanup(func() { cli.Close() })
 	return cli
@@ -133,7 +133,8 @@ func TestAuthFromProperties(t *testing.T) {
 	}
 }
 
-func tlsOf(t *testing.T, cfg *config.Config) *tls.Config {
+// tlsOf is the client TLS configuration of member cfg: its CA and etcd.client_cert.
+func tlsOf(t testing.TB, cfg *config.Config) *tls.Config {
 	pool := x509.NewCertPool()
 	require.True(t, pool.AppendCertsFromPEM([]byte(cfg.Etcd.CACert)))
 	pair, err := tls.X509KeyPair([]byte(cfg.Etcd.ClientCert), []byte(cfg.Etcd.ClientKey.Value()))

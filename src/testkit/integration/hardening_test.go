@@ -2,7 +2,6 @@ package integration
 
 import (
 	"crypto/tls"
-	"crypto/x509"
 	"net"
 	"strings"
 	"testing"
@@ -73,14 +72,11 @@ func TestPeerOutsideTheAllowListIsRefused(t *testing.T) {
 
 	// TLS 1.2 is refused on the client port, TLS 1.3 accepted.
 	cfg := c.config(0)
-	pool := x509.NewCertPool()
-	require.True(t, pool.AppendCertsFromPEM([]byte(cfg.Etcd.CACert)))
-	pair, err := tls.X509KeyPair([]byte(cfg.Etcd.ClientCert), []byte(cfg.Etcd.ClientKey.Value()))
-	require.NoError(t, err)
 	addr := strings.TrimPrefix(cfg.Self().ClientURL, "https://")
 	for _, v := range []uint16{tls.VersionTLS12, tls.VersionTLS13} {
-		conn, err := tls.DialWithDialer(&net.Dialer{Timeout: 5 * time.Second}, "tcp", addr,
-			&tls.Config{RootCAs: pool, Certificates: []tls.Certificate{pair}, MinVersion: v, MaxVersion: v})
+		tc := tlsOf(t, cfg)
+		tc.MinVersion, tc.MaxVersion = v, v
+		conn, err := tls.DialWithDialer(&net.Dialer{Timeout: 5 * time.Second}, "tcp", addr, tc)
 		if v == tls.VersionTLS12 {
 			require.Error(t, err, "a TLS 1.2 handshake must fail")
 			continue
