@@ -97,20 +97,3 @@ func TestFileNameSortsByTime(t *testing.T) {
 	require.Equal(t, "etcd-snapshot-20260102T030406.000Z-rev7.db.gz", b)
 	require.Less(t, a, b)
 }
-
-func TestTrailerHasherMatchesAWholeHash(t *testing.T) {
-	db := make([]byte, 5000)
-	for i := range db {
-		db[i] = byte(i * 7)
-	}
-	sum := sha256.Sum256(db)
-	stream := append(append([]byte(nil), db...), sum[:]...)
-	for _, chunk := range []int{1, 7, 31, 32, 33, 512, 4096, len(stream)} {
-		w := newTrailerHasher()
-		for off := 0; off < len(stream); off += chunk {
-			_, _ = w.Write(stream[off:min(off+chunk, len(stream))])
-		}
-		require.Equal(t, sum[:], w.Sum(), "chunk %d: the hash of everything before the trailer", chunk)
-		require.Equal(t, sum[:], w.Trailer(), "chunk %d", chunk)
-	}
-}

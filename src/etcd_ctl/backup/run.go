@@ -4,8 +4,10 @@ import (
 	"context"
 	"encoding/base64"
 	"fmt"
+	"os"
 	"time"
 
+	"go.etcd.io/etcd/server/v3/etcdserver"
 	"go.uber.org/zap"
 
 	"github.com/etcd-release/etcd-release/src/etcd_ctl/config"
@@ -40,7 +42,9 @@ func KeysFor(c *config.Config) ([]Key, error) {
 
 // StartScheduler runs this member's Scheduler in the background until ctx ends or the returned stop is called
 // (stop waits for a snapshot in progress to be abandoned). With scheduled snapshots off it does nothing.
-func StartScheduler(ctx context.Context, c *config.Config, lg *zap.Logger) (stop func()) {
+// srv is the member's embedded server: snapshots are copied out of it in process (LocalSource) and sealed by
+// a child etcd_ctl under idle CPU scheduling (ChildSealer), so a snapshot costs the member's clients little.
+func StartScheduler(ctx context.Context, c *config.Config, srv *etcdserver.EtcdServer, lg *zap.Logger) (stop func()) {
 	lg = lg.Named("backup")
 	interval := time.Duration(c.Etcd.Backup.IntervalInMinutes) * time.Minute
 	if interval <= 0 {
@@ -57,8 +61,15 @@ func StartScheduler(ctx context.Context, c *config.Config, lg *zap.Logger) (stop
 	done := make(chan struct{})
 	// Checking a quarter interval apart (at most a minute) keeps a snapshot from slipping a whole interval when
 	// a check lands a moment before the previous snapshot is exactly one interval old.
+	o := OptionsFor(c, c.BackupDir(), lg)
+	o.Source = LocalSource{Server: srv}
+	if exe, err := os.Executable(); err == nil {
+		o.Seal = ChildSealer{Path: exe, Args: []string{SealCommand}, Stderr: os.Stderr}.Seal
+	} else {
+		lg.Warn("snapshots are sealed inside etcd_ctl's own process, which slows client requests while one is taken", zap.Error(err))
+	}
 	s := &Scheduler{Client: cli, Endpoint: self.ClientURL, Member: self.Name, Interval: interval, CheckEvery: min(DefaultCheckEvery, interval/4),
-		Options: OptionsFor(c, c.BackupDir(), lg), Log: lg,
+		Options: o, Log: lg,
 		AfterTake: func(ctx context.Context, m *Meta) { copyOffVM(ctx, c, m, lg) }}
 	lg.Info("scheduled snapshots are on", zap.Duration("interval", interval), zap.String("dir", c.BackupDir()),
 		zap.String("reason", fmt.Sprintf("the member holding %s when one is due takes it", LockKey)))

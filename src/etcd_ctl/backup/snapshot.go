@@ -31,18 +31,18 @@ type Options struct {
 	Key *Key
 	Now func() time.Time
 	Log *zap.Logger
+	// Source is where the snapshot comes from; nil streams it with etcd's Snapshot RPC through Take's client.
+	Source Source
+	// Seal finishes the copied snapshot; nil runs Seal in this process (ChildSealer runs it in another).
+	Seal func(ctx context.Context, part Part, meta *Meta, o Options) (*Meta, error)
 }
 
-// Take streams a snapshot of the member at endpoint into o.Dir: temporary file, fsync, verification, optional
-// gzip, rename, metadata; then it prunes by retention. cli must talk to endpoint only, so that the metadata
-// names the member whose database was streamed. Nothing is renamed into place unless it verified.
+// Take snapshots the member at endpoint into o.Dir: it copies the database from o.Source into a temporary
+// file, then seals it (o.Seal, or Seal in this process): fsync, verification, optional gzip and encryption,
+// rename, metadata, retention. cli must talk to endpoint only, so that the metadata names the member whose
+// database was copied. Nothing is renamed into place unless it verified.
 func Take(ctx context.Context, cli *clientv3.Client, endpoint string, o Options) (*Meta, error) {
-	if o.Now == nil {
-		o.Now = time.Now
-	}
-	if o.Log == nil {
-		o.Log = zap.NewNop()
-	}
+	o = o.withDefaults()
 	if err := os.MkdirAll(o.Dir, 0o700); err != nil {
 		return nil, fmt.Errorf("creating backup dir: %w", err)
 	}
@@ -51,54 +51,144 @@ func Take(ctx context.Context, cli *clientv3.Client, endpoint string, o Options)
 		return nil, err
 	}
 	meta.Time, meta.Dir, meta.Gzip = o.Now().UTC(), o.Dir, o.Gzip
+	src := o.Source
+	if src == nil {
+		src = RPCSource{Client: cli}
+	}
 	start := time.Now()
-	var raw string
-	var st snapshot.Status
-	lowPriority(func() {
-		if raw, err = stream(ctx, cli, o.Dir, meta); err != nil {
-			return
-		}
-		if st, err = openDB(raw); err != nil {
-			err = fmt.Errorf("the snapshot streamed from %s did not verify (nothing was kept): %w", endpoint, err)
-		}
-	})
-	if raw != "" {
-		defer os.Remove(raw)
+	part, err := src.Copy(ctx, o.Dir)
+	defer part.release()
+	if part.Path != "" {
+		defer os.Remove(part.Path) // gone already once sealed: Seal renames it or a copy of it into place
 	}
 	if err != nil {
 		return nil, err
 	}
-	meta.Revision, meta.TotalKeys = st.Revision, st.TotalKey
-	final := raw
+	copied := time.Since(start)
+	seal := o.Seal
+	if seal == nil {
+		seal = Seal
+	}
+	if meta, err = seal(ctx, part, meta, o); err != nil {
+		return nil, fmt.Errorf("the snapshot copied from %s: %w", endpoint, err)
+	}
+	o.Log.Info("took a snapshot", zap.String("file", meta.Path()), zap.Int64("revision", meta.Revision), zap.Int64("size", meta.Size),
+		zap.Duration("took", time.Since(start)), zap.Duration("copy", copied), zap.String("sha256", meta.SHA256))
+	return meta, nil
+}
+
+func (o Options) withDefaults() Options {
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	if o.Log == nil {
+		o.Log = zap.NewNop()
+	}
+	return o
+}
+
+// Seal turns a copied snapshot into a verified one in place: etcd's trailer appended (or already checked),
+// fsync, a full open of the database, optional gzip and encryption, rename into o.Dir, metadata beside it,
+// then retention. meta describes the member it was copied from; the returned Meta is the file's.
+func Seal(ctx context.Context, part Part, meta *Meta, o Options) (*Meta, error) {
+	o = o.withDefaults()
+	m := *meta
+	m.Dir, m.StorageVersion = o.Dir, part.StorageVersion
+	if err := finishPart(part, &m); err != nil {
+		return nil, err
+	}
+	st, err := openDB(part.Path)
+	if err != nil {
+		return nil, fmt.Errorf("it did not verify (nothing was kept): %w", err)
+	}
+	m.Revision, m.TotalKeys = st.Revision, st.TotalKey
+	final := part.Path
 	if o.Gzip {
-		if final, err = compress(raw, meta); err != nil {
+		if final, err = compress(part.Path, &m); err != nil {
 			return nil, err
 		}
 		defer os.Remove(final)
 	}
 	if o.Key != nil {
-		if final, err = encryptFile(final, *o.Key, meta); err != nil {
+		if final, err = encryptFile(final, *o.Key, &m); err != nil {
 			return nil, err
 		}
 		defer os.Remove(final)
 	}
-	meta.File = FileName(meta.Time, meta.Revision, o.Gzip)
+	m.File = FileName(m.Time, m.Revision, o.Gzip)
 	if o.Key != nil {
-		meta.File += ".enc"
+		m.File += ".enc"
 	}
-	if err := os.Rename(final, meta.Path()); err != nil {
+	if err := os.Rename(final, m.Path()); err != nil {
 		return nil, fmt.Errorf("renaming the verified snapshot into place: %w", err)
 	}
 	if err := atomicfile.SyncDir(o.Dir); err != nil {
 		return nil, err
 	}
-	if err := writeMeta(*meta); err != nil {
+	if err := writeMeta(m); err != nil {
 		return nil, fmt.Errorf("writing snapshot metadata: %w", err)
 	}
-	o.Log.Info("took a snapshot", zap.String("file", meta.Path()), zap.Int64("revision", meta.Revision), zap.Int64("size", meta.Size),
-		zap.Duration("took", time.Since(start)), zap.String("sha256", meta.SHA256))
 	pruneDir(o)
-	return meta, nil
+	return &m, nil
+}
+
+// finishPart makes the part file a complete snapshot on disk: it appends the rest of the database (then
+// releases what holds it) and etcd's trailer if the copy did not write them, fsyncs, and records the file's
+// size and sha256 in m.
+func finishPart(part Part, m *Meta) error {
+	f, err := os.OpenFile(part.Path, os.O_RDWR, 0)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	sum := part.SHA256
+	if sum == "" {
+		if sum, err = completeWithTrailer(f, part); err != nil {
+			return err
+		}
+	}
+	if err := f.Sync(); err != nil {
+		return fmt.Errorf("fsyncing the snapshot: %w", err)
+	}
+	fi, err := f.Stat()
+	if err != nil {
+		return err
+	}
+	if !HasTrailer(fi.Size()) {
+		return fmt.Errorf("it is %d bytes, which is not a database followed by etcd's sha256 trailer (nothing was kept)", fi.Size())
+	}
+	m.DBSize, m.Size, m.SHA256 = fi.Size(), fi.Size(), sum
+	return f.Close()
+}
+
+// completeWithTrailer hashes what f holds, appends part's rest of the database while hashing it, and then the
+// trailer (the sha256 of the database); it returns the sha256 of the whole file.
+func completeWithTrailer(f *os.File, part Part) (string, error) {
+	th := newTrailerHasher()
+	if _, err := io.Copy(th, f); err != nil {
+		return "", fmt.Errorf("hashing the copied database: %w", err)
+	}
+	if part.Rest != nil {
+		rest := io.NewSectionReader(part.Rest, part.RestOffset, part.RestLength)
+		n, err := io.Copy(io.MultiWriter(&writebackFile{f: f, n: part.RestOffset, flushed: part.RestOffset}, th), rest)
+		part.release()
+		if err == nil && n != part.RestLength {
+			err = fmt.Errorf("the member's db file ended %d bytes early", part.RestLength-n)
+		}
+		if err != nil {
+			return "", fmt.Errorf("copying the member's database: %w", err)
+		}
+	}
+	// What was hashed is the database alone: its sha256 is everything, the held-back tail included.
+	trailer := th.SoFar()
+	if trailer == nil {
+		return "", fmt.Errorf("hashing the copied database: sha256 could not be cloned")
+	}
+	if _, err := f.Write(trailer); err != nil {
+		return "", fmt.Errorf("appending the snapshot's sha256 trailer: %w", err)
+	}
+	_, _ = th.Write(trailer)
+	return hex.EncodeToString(th.SoFar()), nil
 }
 
 // describe reads who the snapshot comes from: cluster, member, version, member list.
@@ -122,33 +212,6 @@ func describe(ctx context.Context, cli *clientv3.Client, endpoint string) (*Meta
 		m.Members = append(m.Members, Member{ID: id, Name: mm.Name, PeerURLs: mm.PeerURLs, Learner: mm.IsLearner})
 	}
 	return m, nil
-}
-
-// stream writes the snapshot stream to a temporary file in dir and fsyncs it; it returns the file's path.
-func stream(ctx context.Context, cli *clientv3.Client, dir string, meta *Meta) (string, error) {
-	f, err := os.CreateTemp(dir, ".etcd-snapshot-*.part")
-	if err != nil {
-		return "", fmt.Errorf("creating a temporary snapshot file: %w", err)
-	}
-	defer f.Close()
-	resp, err := cli.SnapshotWithVersion(ctx)
-	if err != nil {
-		return f.Name(), fmt.Errorf("requesting a snapshot: %w", err)
-	}
-	defer resp.Snapshot.Close()
-	sum, trailer := sha256.New(), newTrailerHasher()
-	n, err := io.Copy(io.MultiWriter(f, sum, trailer), resp.Snapshot)
-	if err != nil {
-		return f.Name(), fmt.Errorf("receiving the snapshot after %d bytes: %w", n, err)
-	}
-	if err := CheckTrailer(n, trailer.Trailer(), trailer.Sum()); err != nil {
-		return f.Name(), fmt.Errorf("the snapshot streamed did not verify (nothing was kept): %w", err)
-	}
-	if err := f.Sync(); err != nil {
-		return f.Name(), fmt.Errorf("fsyncing the snapshot: %w", err)
-	}
-	meta.StorageVersion, meta.DBSize, meta.Size, meta.SHA256 = resp.Version, n, n, hex.EncodeToString(sum.Sum(nil))
-	return f.Name(), f.Close()
 }
 
 // compress gzips the verified raw snapshot into a temporary file beside it and fsyncs it.

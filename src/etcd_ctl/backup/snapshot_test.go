@@ -9,12 +9,16 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
+	bolt "go.etcd.io/bbolt"
+	"go.etcd.io/etcd/api/v3/mvccpb"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.etcd.io/etcd/server/v3/embed"
 	"go.uber.org/zap"
@@ -23,6 +27,12 @@ import (
 
 // startEtcd runs a real one-member embedded etcd in a temporary dir and returns a client to it.
 func startEtcd(t *testing.T) (*clientv3.Client, string) {
+	t.Helper()
+	_, cli, ep := startEtcdServer(t)
+	return cli, ep
+}
+
+func startEtcdServer(t *testing.T) (*embed.Etcd, *clientv3.Client, string) {
 	t.Helper()
 	cfg := embed.NewConfig()
 	cfg.Dir = t.TempDir()
@@ -42,7 +52,7 @@ func startEtcd(t *testing.T) (*clientv3.Client, string) {
 	cli, err := clientv3.New(clientv3.Config{Endpoints: []string{cu.String()}, DialTimeout: 5 * time.Second, Logger: zap.NewNop()})
 	require.NoError(t, err)
 	t.Cleanup(func() { cli.Close() })
-	return cli, cu.String()
+	return e, cli, cu.String()
 }
 
 func localURL(t *testing.T) url.URL {
@@ -63,12 +73,32 @@ func put(t *testing.T, cli *clientv3.Client, n int) int64 {
 	return rev
 }
 
+// The three ways a snapshot is taken give the same verified file: etcd's Snapshot RPC sealed in process
+// (`etcd_ctl snapshot`), and the scheduler's copy out of the embedded server sealed in process or by an idle
+// child (this test binary re-run as the child, see TestMain).
 func TestTakeWritesAVerifiedSnapshotWithMetadata(t *testing.T) {
-	cli, ep := startEtcd(t)
+	for _, way := range []string{"rpc", "local", "local+child"} {
+		t.Run(way, func(t *testing.T) {
+			e, cli, ep := startEtcdServer(t)
+			o := Options{Dir: filepath.Join(t.TempDir(), "etcd-backups"), KeepCount: 5, Log: zaptest.NewLogger(t)}
+			if way != "rpc" {
+				o.Source = LocalSource{Server: e.Server}
+			}
+			if way == "local+child" {
+				o.Seal = testChild("seal").Seal
+			}
+			checkTake(t, cli, ep, o)
+		})
+	}
+}
+
+func checkTake(t *testing.T, cli *clientv3.Client, ep string, o Options) {
 	rev := put(t, cli, 200)
-	dir := filepath.Join(t.TempDir(), "etcd-backups")
-	m, err := Take(context.Background(), cli, ep, Options{Dir: dir, KeepCount: 5, Log: zaptest.NewLogger(t)})
+	dir := o.Dir
+	m, err := Take(context.Background(), cli, ep, o)
 	require.NoError(t, err)
+	_, err = Verify(m.Path())
+	require.NoError(t, err, "etcd's trailer and a full open")
 
 	require.GreaterOrEqual(t, m.Revision, rev, "every acknowledged write is in the snapshot")
 	require.Equal(t, 200, m.TotalKeys)
@@ -202,35 +232,100 @@ func TestRetentionPrunesAfterANewSnapshot(t *testing.T) {
 	require.Len(t, entries, 6, "each kept snapshot has exactly its metadata beside it")
 }
 
+// A snapshot taken while a writer creates keys and overwrites old ones (which makes bbolt free and reuse pages
+// during the copy) fails no write and holds every write acknowledged before it started, for each way of
+// taking it.
 func TestSnapshotUnderAWriterFailsNoWrite(t *testing.T) {
-	cli, ep := startEtcd(t)
-	put(t, cli, 2000)
-	ctx, cancel := context.WithCancel(context.Background())
-	var ok, failed atomic.Int64
-	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		for i := 0; ctx.Err() == nil; i++ {
-			wctx, wcancel := context.WithTimeout(context.Background(), 5*time.Second)
-			_, err := cli.Put(wctx, fmt.Sprintf("/w/%d", i), "v")
-			wcancel()
-			if err != nil {
-				failed.Add(1)
-			} else {
-				ok.Add(1)
+	for _, way := range []string{"rpc", "local+child"} {
+		t.Run(way, func(t *testing.T) {
+			e, cli, ep := startEtcdServer(t)
+			o := Options{Dir: t.TempDir(), KeepCount: 5}
+			if way != "rpc" {
+				o.Source, o.Seal = LocalSource{Server: e.Server}, testChild("seal").Seal
 			}
-		}
-	}()
-	time.Sleep(200 * time.Millisecond)
-	before := ok.Load()
-	_, err := Take(context.Background(), cli, ep, Options{Dir: t.TempDir(), KeepCount: 5})
+			value := strings.Repeat("x", 4096)
+			for i := 0; i < 2000; i++ {
+				_, err := cli.Put(context.Background(), fmt.Sprintf("/k/%05d", i), value)
+				require.NoError(t, err)
+			}
+			ctx, cancel := context.WithCancel(context.Background())
+			var ok, failed atomic.Int64
+			var wg sync.WaitGroup
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for i := 0; ctx.Err() == nil; i++ {
+					wctx, wcancel := context.WithTimeout(context.Background(), 5*time.Second)
+					_, err := cli.Put(wctx, fmt.Sprintf("/w/%d", i), "v")
+					if err == nil {
+						_, err = cli.Put(wctx, fmt.Sprintf("/k/%05d", i%2000), value+strconv.Itoa(i))
+					}
+					wcancel()
+					if err != nil {
+						failed.Add(1)
+					} else {
+						ok.Add(1)
+					}
+				}
+			}()
+			time.Sleep(200 * time.Millisecond)
+			before := ok.Load()
+			m, err := Take(context.Background(), cli, ep, o)
+			require.NoError(t, err)
+			time.Sleep(200 * time.Millisecond)
+			cancel()
+			wg.Wait()
+			require.Zero(t, failed.Load())
+			require.Greater(t, ok.Load(), before, "writes went on during the snapshot")
+			keys := snapshotKeys(t, m.Path())
+			for i := int64(0); i < before; i++ {
+				require.Contains(t, keys, fmt.Sprintf("/w/%d", i), "a write acknowledged before the snapshot")
+			}
+			for i := 0; i < 2000; i++ {
+				require.Contains(t, keys, fmt.Sprintf("/k/%05d", i))
+			}
+		})
+	}
+}
+
+// snapshotKeys are the keys of every revision in a snapshot file (etcd's "key" bucket, read with bbolt).
+func snapshotKeys(t *testing.T, path string) map[string]bool {
+	t.Helper()
+	db, err := bolt.Open(path, 0o400, &bolt.Options{ReadOnly: true})
 	require.NoError(t, err)
-	time.Sleep(200 * time.Millisecond)
-	cancel()
-	wg.Wait()
-	require.Zero(t, failed.Load())
-	require.Greater(t, ok.Load(), before, "writes went on during the snapshot")
+	defer db.Close()
+	keys := map[string]bool{}
+	require.NoError(t, db.View(func(tx *bolt.Tx) error {
+		return tx.Bucket([]byte("key")).ForEach(func(_, v []byte) error {
+			var kv mvccpb.KeyValue
+			if err := kv.Unmarshal(v); err != nil {
+				return err
+			}
+			keys[string(kv.Key)] = true
+			return nil
+		})
+	}))
+	return keys
+}
+
+// LocalSource hands the data pages over to Seal: its part file holds only the two meta pages, and the rest
+// is the member's own db file.
+func TestLocalSourceLeavesTheDataPagesToSeal(t *testing.T) {
+	e, cli, _ := startEtcdServer(t)
+	put(t, cli, 100)
+	part, err := LocalSource{Server: e.Server}.Copy(context.Background(), t.TempDir())
+	require.NoError(t, err)
+	defer part.release()
+	require.NotNil(t, part.Rest, "the data pages are left to Seal")
+	fi, err := os.Stat(part.Path)
+	require.NoError(t, err)
+	require.Equal(t, int64(2*os.Getpagesize()), fi.Size(), "two meta pages")
+	require.Equal(t, fi.Size(), part.RestOffset)
+	require.Positive(t, part.RestLength)
+	m, err := Seal(context.Background(), part, &Meta{Time: time.Now()}, Options{Dir: filepath.Dir(part.Path)})
+	require.NoError(t, err)
+	require.Equal(t, part.RestOffset+part.RestLength+TrailerSize, m.Size)
+	require.Equal(t, 100, m.TotalKeys)
 }
 
 func TestSchedulerTakesOneSnapshotPerIntervalAcrossMembers(t *testing.T) {

@@ -63,6 +63,24 @@ etcd.backup.keep_count / keep_days apply. The snapshot is recorded as the cluste
 	return cmd
 }
 
+// newSealSnapshotCmd is the child the snapshot scheduler starts to seal a snapshot it copied (see
+// backup.ChildSealer); operators never run it.
+func newSealSnapshotCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:    backup.SealCommand,
+		Short:  "Seal a copied snapshot under idle CPU scheduling (started by the snapshot scheduler; request on stdin)",
+		Hidden: true,
+		Args:   cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			lg := newLogger(false).Named("backup")
+			defer lg.Sync()
+			ctx, cancel := signalContext()
+			defer cancel()
+			return backup.RunSealChild(ctx, cmd.InOrStdin(), cmd.OutOrStdout(), lg)
+		},
+	}
+}
+
 func newRestoreCmd() *cobra.Command {
 	var path, latestIn, fromS3 string
 	o := recovery.RestoreOptions{}

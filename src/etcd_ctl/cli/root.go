@@ -54,7 +54,7 @@ lifecycle hooks (pre-start checks, post-start readiness, drain).`,
 		SilenceErrors: true,
 	}
 	root.AddCommand(newRenderCmd(), newValidateCmd(), newStartCmd(), newStatusCmd(), newCertsCmd(), newWaitReadyCmd(), newPreStopCmd(), newDrainCmd(), newCompactCmd(), newDefragCmd())
-	root.AddCommand(newSnapshotCmd(), newRestoreCmd(), newRecoverFromSurvivorCmd())
+	root.AddCommand(newSnapshotCmd(), newSealSnapshotCmd(), newRestoreCmd(), newRecoverFromSurvivorCmd())
 	return root
 }
 

@@ -126,7 +126,7 @@ func (r *run) once(ctx context.Context) (stepped bool, err error) {
 	r.stopMaintenance = startMaintenance(ctx, r.c, srv, r.met.MaintenanceHooks(), r.lg)
 	defer r.stopMaintenance()
 	// Scheduled snapshots (etcd.backup.*) run while the member does.
-	r.stopBackups = backup.StartScheduler(ctx, r.c, r.lg)
+	r.stopBackups = backup.StartScheduler(ctx, r.c, srv.Etcd().Server, r.lg)
 	defer r.stopBackups()
 	// etcd.auth.*: users, roles and whether authentication is on, one member at a time.
 	auth.Start(ctx, r.c, r.lg)
