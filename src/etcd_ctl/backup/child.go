@@ -9,7 +9,10 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"runtime"
 	"strings"
+	"syscall"
+	"time"
 
 	"go.uber.org/zap"
 )
@@ -51,7 +54,15 @@ type ChildSealer struct {
 	Env []string
 	// Stderr receives the child's log lines (nil: discarded).
 	Stderr io.Writer
+	// CopyTimeout bounds how long the child may take to copy the data pages (0: DefaultCopyTimeout). The
+	// member's read transaction stays open until then, and while it is open bbolt reuses no freed page, so
+	// the database grows with every write; a child starved of CPU for that long is killed and the snapshot
+	// fails (the next check tries again).
+	CopyTimeout time.Duration
 }
+
+// DefaultCopyTimeout is ChildSealer's bound on the copy of the data pages.
+const DefaultCopyTimeout = 10 * time.Minute
 
 func (c ChildSealer) Seal(ctx context.Context, part Part, meta *Meta, o Options) (*Meta, error) {
 	req, err := json.Marshal(sealRequest{Part: part, Meta: *meta, Dir: o.Dir, Gzip: o.Gzip, KeepCount: o.KeepCount, KeepDays: o.KeepDays, Key: o.Key, Rest: part.Rest != nil})
@@ -60,6 +71,12 @@ func (c ChildSealer) Seal(ctx context.Context, part Part, meta *Meta, o Options)
 	}
 	cmd := exec.CommandContext(ctx, c.Path, c.Args...)
 	cmd.Env, cmd.Stdin = c.Env, bytes.NewReader(req)
+	// The child must not outlive this process while it copies pages only this process's read transaction
+	// keeps unchanged. Linux sends the signal when the thread that started the child ends, so that thread
+	// stays locked to this goroutine until the child is reaped.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
 	if part.Rest != nil {
 		cmd.ExtraFiles = []*os.File{part.Rest} // the child's restFD
 	}
@@ -76,8 +93,24 @@ func (c ChildSealer) Seal(ctx context.Context, part Part, meta *Meta, o Options)
 	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("starting %s: %w", name, err)
 	}
-	last := readChildOutput(stdout, part)
-	if err := cmd.Wait(); err != nil {
+	timeout := c.CopyTimeout
+	if timeout <= 0 {
+		timeout = DefaultCopyTimeout
+	}
+	copied := make(chan struct{})
+	starved := time.AfterFunc(timeout, func() {
+		select {
+		case <-copied:
+		default:
+			_ = cmd.Process.Kill()
+		}
+	})
+	last := readChildOutput(stdout, part, copied)
+	err = cmd.Wait()
+	if !starved.Stop() && !isClosed(copied) {
+		return nil, fmt.Errorf("%s had not copied the database after %s; it was stopped so that the member's read transaction ends (the next check tries again)", name, timeout)
+	}
+	if err != nil {
 		return nil, fmt.Errorf("%s: %w: %s", name, err, lastLine(errOut.String()))
 	}
 	var m Meta
@@ -88,15 +121,21 @@ func (c ChildSealer) Seal(ctx context.Context, part Part, meta *Meta, o Options)
 	return &m, nil
 }
 
-// readChildOutput reads the child's stdout to its end, releasing part when the child says it has copied the
-// rest, and returns the last other line (the sealed Meta).
-func readChildOutput(r io.Reader, part Part) []byte {
+// readChildOutput reads the child's stdout to its end, releasing part and closing copied when the child says
+// it has copied the rest (at once if there is no rest), and returns the last other line (the sealed Meta).
+func readChildOutput(r io.Reader, part Part, copied chan struct{}) []byte {
+	if part.Rest == nil {
+		close(copied)
+	}
 	var last []byte
 	sc := bufio.NewScanner(r)
 	sc.Buffer(make([]byte, 64<<10), 16<<20)
 	for sc.Scan() {
 		if sc.Text() == copiedLine {
 			part.release()
+			if !isClosed(copied) {
+				close(copied)
+			}
 			continue
 		}
 		last = append(last[:0], sc.Bytes()...)
@@ -131,6 +170,15 @@ func RunSealChild(ctx context.Context, in io.Reader, out io.Writer, lg *zap.Logg
 		return err
 	}
 	return json.NewEncoder(out).Encode(m)
+}
+
+func isClosed(c chan struct{}) bool {
+	select {
+	case <-c:
+		return true
+	default:
+		return false
+	}
 }
 
 func lastLine(s string) string {

@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 	"go.uber.org/zap"
@@ -96,4 +97,22 @@ func execCommand(c ChildSealer) *exec.Cmd {
 	cmd := exec.Command(c.Path, c.Args...)
 	cmd.Env = c.Env
 	return cmd
+}
+
+// A child that has not copied the data pages within CopyTimeout is stopped, so that the member's read
+// transaction does not stay open, and the snapshot fails without a file in place.
+func TestChildSealerStopsAStarvedCopy(t *testing.T) {
+	e, cli, _ := startEtcdServer(t)
+	put(t, cli, 100)
+	dir := t.TempDir()
+	part, err := LocalSource{Server: e.Server}.Copy(context.Background(), dir)
+	require.NoError(t, err)
+	defer part.release()
+	c := testChild("seal")
+	c.CopyTimeout = time.Millisecond // far less than a process start
+	_, err = c.Seal(context.Background(), part, &Meta{Time: time.Now()}, Options{Dir: dir})
+	require.ErrorContains(t, err, "had not copied the database after 1ms")
+	listed, err := List(dir)
+	require.NoError(t, err)
+	require.Empty(t, listed)
 }

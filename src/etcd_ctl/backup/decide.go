@@ -17,6 +17,7 @@ import (
 	"crypto/sha256"
 	"fmt"
 	"sort"
+	"strings"
 	"time"
 )
 
@@ -81,6 +82,26 @@ func Prune(snaps []Meta, now time.Time, keepCount, keepDays int) []Meta {
 			out = append(out, m)
 		}
 	}
+	return out
+}
+
+// StalePartAge is how long a temporary snapshot file may go unwritten before retention removes it. A seal in
+// progress finishes within minutes of its last write to the file (hashing and verifying a GiB take seconds
+// of CPU); a day is far beyond that, so only the leftovers of a seal that was killed (its process, or the
+// VM) qualify.
+const StalePartAge = 24 * time.Hour
+
+// StaleParts decides which entries of the backup dir are temporary snapshot files (".etcd-snapshot-*.part",
+// the names Take writes before anything is verified) left behind: those unmodified for StalePartAge. A part
+// file never verified, so removing it loses no snapshot.
+func StaleParts(modified map[string]time.Time, now time.Time) []string {
+	var out []string
+	for name, t := range modified {
+		if strings.HasPrefix(name, ".etcd-snapshot-") && strings.HasSuffix(name, ".part") && now.Sub(t) > StalePartAge {
+			out = append(out, name)
+		}
+	}
+	sort.Strings(out)
 	return out
 }
 

@@ -97,3 +97,24 @@ func TestFileNameSortsByTime(t *testing.T) {
 	require.Equal(t, "etcd-snapshot-20260102T030406.000Z-rev7.db.gz", b)
 	require.Less(t, a, b)
 }
+
+func TestStaleParts(t *testing.T) {
+	now := time.Date(2026, 12, 1, 12, 0, 0, 0, time.UTC)
+	old, fresh := now.Add(-StalePartAge-time.Minute), now.Add(-time.Hour)
+	for _, tc := range []struct {
+		name     string
+		modified map[string]time.Time
+		want     []string
+	}{
+		{"nothing", map[string]time.Time{}, nil},
+		{"an old part of each kind", map[string]time.Time{".etcd-snapshot-1.part": old, ".etcd-snapshot-2.gz.part": old, ".etcd-snapshot-3.enc.part": old},
+			[]string{".etcd-snapshot-1.part", ".etcd-snapshot-2.gz.part", ".etcd-snapshot-3.enc.part"}},
+		{"a part being written is kept", map[string]time.Time{".etcd-snapshot-1.part": fresh}, nil},
+		{"snapshots and their metadata are never parts", map[string]time.Time{"etcd-snapshot-20260101T000000.000Z-rev5.db": old, "etcd-snapshot-20260101T000000.000Z-rev5.db.json": old}, nil},
+		{"other files are not ours", map[string]time.Time{"notes.part": old, ".etcd-snapshot-1.partial": old}, nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			require.Equal(t, tc.want, StaleParts(tc.modified, now))
+		})
+	}
+}

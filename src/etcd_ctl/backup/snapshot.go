@@ -272,8 +272,10 @@ func encryptFile(in string, k Key, meta *Meta) (string, error) {
 	return out.Name(), out.Close()
 }
 
-// pruneDir applies retention to o.Dir; failures are logged, never fatal: the new snapshot is in place.
+// pruneDir applies retention to o.Dir and removes stale temporary files; failures are logged, never fatal:
+// the new snapshot is in place.
 func pruneDir(o Options) {
+	removeStaleParts(o)
 	all, err := List(o.Dir)
 	if err != nil {
 		o.Log.Warn("listing snapshots for retention failed", zap.Error(err))
@@ -285,6 +287,25 @@ func pruneDir(o Options) {
 			continue
 		}
 		o.Log.Info("pruned a snapshot", zap.String("file", m.Path()), zap.String("reason", fmt.Sprintf("retention keeps the newest %d and none older than %d days (0: no limit)", o.KeepCount, o.KeepDays)))
+	}
+}
+
+func removeStaleParts(o Options) {
+	entries, err := os.ReadDir(o.Dir)
+	if err != nil {
+		return
+	}
+	modified := map[string]time.Time{}
+	for _, e := range entries {
+		if fi, err := e.Info(); err == nil && fi.Mode().IsRegular() {
+			modified[e.Name()] = fi.ModTime()
+		}
+	}
+	for _, name := range StaleParts(modified, o.Now()) {
+		if err := os.Remove(filepath.Join(o.Dir, name)); err == nil {
+			o.Log.Info("removed a temporary snapshot file left behind", zap.String("file", filepath.Join(o.Dir, name)),
+				zap.String("reason", fmt.Sprintf("unmodified for over %s, so no seal is writing it (never verified: no snapshot is lost)", StalePartAge)))
+		}
 	}
 }
 

@@ -71,8 +71,6 @@ func run(sizeMiB int, dir string, putWindow time.Duration) error {
 	if err != nil {
 		return err
 	}
-	base := measurePuts(cli, putWindow, nil)
-	fmt.Printf("puts without a snapshot: %.0f ops/s (16 writers, 256-byte values, %s)\n", base, putWindow)
 	var meta *backup.Meta
 	for _, w := range []way{
 		{"scheduled snapshot (copied out of the embedded server in process, sealed by an idle child etcd_ctl)",
@@ -80,7 +78,7 @@ func run(sizeMiB int, dir string, putWindow time.Duration) error {
 		{"etcd_ctl snapshot (etcd's Snapshot RPC, sealed in the receiving process)", backup.Options{}},
 	} {
 		w.o.Dir, w.o.KeepCount = filepath.Join(dir, "backups"), 3
-		if meta, err = measureWay(w, cli, ep, dbPath, filepath.Join(dir, "db-copy"), base); err != nil {
+		if meta, err = measureWay(w, cli, ep, dbPath, filepath.Join(dir, "db-copy"), putWindow); err != nil {
 			return err
 		}
 	}
@@ -101,8 +99,9 @@ type way struct {
 
 // measureWay times three snapshots on the idle member, each right after a copy of the db file (the speed
 // target compares the two in the same moment: this disk's speed varies by more than 4× from minute to
-// minute), then one snapshot under the put load.
-func measureWay(w way, cli *clientv3.Client, ep, dbPath, copyPath string, base float64) (*backup.Meta, error) {
+// minute), then one snapshot under the put load, against the put throughput of putWindow just before and
+// just after it (their mean: this machine's throughput drifts too).
+func measureWay(w way, cli *clientv3.Client, ep, dbPath, copyPath string, putWindow time.Duration) (*backup.Meta, error) {
 	fmt.Println(w.name + ":")
 	var ratios []float64
 	var m *backup.Meta
@@ -124,6 +123,7 @@ func measureWay(w way, cli *clientv3.Client, ep, dbPath, copyPath string, base f
 	sort.Float64s(ratios)
 	fmt.Printf("  speed vs copying the db file, median of 3: %.2f× (target ≥ 0.5×)\n", ratios[1])
 	var snapTime time.Duration
+	before := measurePuts(cli, putWindow, nil)
 	during := measurePuts(cli, 0, func() error {
 		t0 := time.Now()
 		var err error
@@ -134,8 +134,10 @@ func measureWay(w way, cli *clientv3.Client, ep, dbPath, copyPath string, base f
 	if m == nil {
 		return nil, fmt.Errorf("the %s failed under load", w.name)
 	}
-	fmt.Printf("  under the put load: snapshot %s (revision %d); puts during it %.0f ops/s = %.2f× without (target ≥ 0.9×)\n",
-		snapTime.Round(time.Millisecond), m.Revision, during, during/base)
+	after := measurePuts(cli, putWindow, nil)
+	base := (before + after) / 2
+	fmt.Printf("  under the put load (16 writers, 256-byte values): snapshot %s (revision %d); puts %.0f ops/s before, %.0f during, %.0f after: %.2f× (target ≥ 0.9×)\n",
+		snapTime.Round(time.Millisecond), m.Revision, before, during, after, during/base)
 	return m, nil
 }
 
