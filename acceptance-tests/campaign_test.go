@@ -14,13 +14,13 @@ import (
 
 	"github.com/etcd-release/etcd-release/acceptance-tests/cluster"
 	"github.com/etcd-release/etcd-release/acceptance-tests/consumer"
-	"github.com/etcd-release/etcd-release/acceptance-tests/director"
 )
 
 // The fault campaign (`make campaign`, label campaign, never in CI): one TLS deployment per size, every fault
-// repeated CAMPAIGN_CYCLES times (make campaign sets 20; unset, the campaign is skipped), each cycle under a fresh load phase (a writer of unique keys with
-// read-back and register clients checked for linearizability), then the split-brain checks (one cluster ID, one
-// leader, every member a voter). CAMPAIGN_SEED replays a schedule (victims and start orders come from it);
+// repeated CAMPAIGN_CYCLES times (make campaign sets 20; unset, the campaign is skipped), each cycle under a
+// fresh load phase (a writer of unique keys with read-back and register clients checked for
+// linearizability), then the split-brain checks (one cluster ID, one leader, every member a voter). The faults
+// are in campaign_faults_test.go; the disk-less rolling deploy runs on a deployment of its own. CAMPAIGN_SEED replays a schedule (victims and start orders come from it);
 // CAMPAIGN_FAULTS (comma-separated names) and CAMPAIGN_SIZES ("3,5") narrow it. The results table goes to the
 // GinkgoWriter and to campaign-<size>.md in the report dir, also when a cycle fails.
 var _ = Describe("fault campaign", Label("campaign"), func() {
@@ -31,12 +31,6 @@ var _ = Describe("fault campaign", Label("campaign"), func() {
 	}
 })
 
-// fault is one fault of the campaign: a cycle injects it and recovers (the cluster is then checked).
-type fault struct {
-	name string
-	run  func(ctx SpecContext, s *scenario, rng *rand.Rand)
-}
-
 // faultResult is the row of one fault in the results table.
 type faultResult struct {
 	name                string
@@ -44,117 +38,6 @@ type faultResult struct {
 	acked, failed, lost int
 	longestStall        time.Duration
 	verdict             string
-}
-
-func campaignFaults(size int) []fault {
-	victim := func(ctx SpecContext, s *scenario, rng *rand.Rand, leader bool) cluster.Instance {
-		l, _ := s.leaderAndFollower(ctx, size)
-		if leader {
-			return l
-		}
-		var followers []cluster.Instance
-		for _, in := range s.instances(ctx) {
-			if in.IP != l.IP {
-				followers = append(followers, in)
-			}
-		}
-		return followers[rng.IntN(len(followers))]
-	}
-	kill := func(leader bool) func(SpecContext, *scenario, *rand.Rand) {
-		return func(ctx SpecContext, s *scenario, rng *rand.Rand) {
-			in := victim(ctx, s, rng, leader)
-			_, err := s.helper.Kill(ctx, in.IP, "etcd")
-			helperDo("kill -9 etcd on "+in.IP, err)
-		}
-	}
-	partition := func(leader bool) func(SpecContext, *scenario, *rand.Rand) {
-		return func(ctx SpecContext, s *scenario, rng *rand.Rand) {
-			in := victim(ctx, s, rng, leader)
-			var others []string
-			for _, o := range s.instances(ctx) {
-				if o.IP != in.IP {
-					others = append(others, o.IP)
-				}
-			}
-			_, err := s.helper.Partition(ctx, in.IP, others)
-			helperDo("partitioning "+in.IP, err)
-			sleep(ctx, 5*time.Second)
-			helperDo("healing "+in.IP, s.helper.Heal(ctx, in.IP))
-		}
-	}
-	heartbeat := 50
-	return []fault{
-		{"kill-9 leader", kill(true)},
-		{"kill-9 follower", kill(false)},
-		{"stop --hard then start", func(ctx SpecContext, s *scenario, rng *rand.Rand) {
-			target := cluster.Group + "/" + victim(ctx, s, rng, false).ID
-			s.changeState(ctx, target, director.StateDetached)
-			s.changeState(ctx, target, director.StateStarted)
-		}},
-		{"partition of a follower", partition(false)},
-		{"partition of the leader", partition(true)},
-		{"single-member wipe", func(ctx SpecContext, s *scenario, rng *rand.Rand) {
-			in := victim(ctx, s, rng, false)
-			s.monitStop(ctx, in)
-			_, err := s.helper.Wipe(ctx, in.IP, "etcd")
-			helperDo("wiping "+in.IP, err)
-			_, err = s.helper.Monit(ctx, in.IP, "etcd", "start")
-			helperDo("monit start etcd on "+in.IP, err)
-		}},
-		{"bootstrap store lost (random start order)", func(ctx SpecContext, s *scenario, rng *rand.Rand) {
-			// The clients stop before the cluster does and start again once it is one healthy cluster: a client
-			// write to the cluster a lone creator re-creates is, by design, a conflict that etcd_ctl leaves to the
-			// operator (both sides hold client writes; TestBothSidesWithClientWritesIsAConflict), not a fault
-			// the cluster can heal. The first campaign run showed exactly that when the writers kept going.
-			s.finishLoad(ctx)
-			instances := s.instances(ctx)
-			for _, in := range instances {
-				s.monitStop(ctx, in)
-			}
-			for _, bi := range s.boshInstances(ctx) {
-				if bi.Bootstrap {
-					_, err := s.helper.Wipe(ctx, bi.IP(), "etcd")
-					helperDo("wiping the bootstrap instance "+bi.IP(), err)
-				}
-			}
-			rng.Shuffle(len(instances), func(i, j int) { instances[i], instances[j] = instances[j], instances[i] })
-			for _, in := range instances {
-				_, err := s.helper.Monit(ctx, in.IP, "etcd", "start")
-				helperDo("monit start etcd on "+in.IP, err)
-				sleep(ctx, time.Duration(rng.IntN(3000))*time.Millisecond)
-			}
-			s.waitHealthy(ctx, len(instances)) // only then do the writers come back
-			s.startLoad(ctx)
-		}},
-		{"rolling deploy", func(ctx SpecContext, s *scenario, _ *rand.Rand) {
-			heartbeat = 150 - heartbeat // 50 ↔ 100: every deploy changes every member
-			s.manifest.EtcdProperties["heartbeat_interval_in_milliseconds"] = heartbeat
-			s.deploy(ctx, size)
-		}},
-		{"defragmentation under load", func(ctx SpecContext, s *scenario, rng *rand.Rand) {
-			instances := s.instances(ctx)
-			in := instances[rng.IntN(len(instances))]
-			_, err := s.helper.Defrag(ctx, in.IP)
-			helperDo("etcd_ctl defrag from "+in.IP, err)
-		}},
-		{"scale 3→5→3 (5→3→5)", func(ctx SpecContext, s *scenario, _ *rand.Rand) {
-			other := 5 // the scenario reserves 5 static IPs: 3 members scale out to 5, 5 scale in to 3
-			if size >= 5 {
-				other = 3
-			}
-			for _, n := range []int{other, size} {
-				s.deploy(ctx, n)
-				s.setEndpoints(ipsOf(s.instances(ctx)))
-				s.waitHealthy(ctx, n)
-			}
-		}},
-		{"snapshot under load", func(ctx SpecContext, s *scenario, rng *rand.Rand) {
-			instances := s.instances(ctx)
-			in := instances[rng.IntN(len(instances))]
-			_, err := s.helper.Snapshot(ctx, in.IP)
-			helperDo("etcd_ctl snapshot on "+in.IP, err)
-		}},
-	}
 }
 
 func runCampaign(ctx SpecContext, size int) {
@@ -167,45 +50,85 @@ func runCampaign(ctx SpecContext, size int) {
 		seed, err = strconv.ParseUint(v, 10, 64)
 		Expect(err).NotTo(HaveOccurred(), "CAMPAIGN_SEED")
 	}
-	cycles, err := strconv.Atoi(os.Getenv("CAMPAIGN_CYCLES"))
-	Expect(err).NotTo(HaveOccurred(), "CAMPAIGN_CYCLES")
+	cycles := campaignCycles()
 	fmt.Fprintf(GinkgoWriter, "campaign on %d members: seed %d (CAMPAIGN_SEED=%d replays it), %d cycles per fault\n", size, seed, seed, cycles)
 	rng := rand.New(rand.NewPCG(seed, uint64(size)))
+	faults := selectedFaults(campaignFaults(size))
 	s := newScenario(fmt.Sprintf("campaign-%d", size), true)
+	for _, f := range faults {
+		if f.prepare != nil {
+			f.prepare(s)
+		}
+	}
 	s.deploy(ctx, size)
 	s.waitHealthy(ctx, size)
 	var results []*faultResult
 	start := time.Now()
 	DeferCleanup(func() { writeCampaignTable(size, seed, cycles, time.Since(start), results) })
-	for _, f := range selectedFaults(campaignFaults(size)) {
+	for _, f := range faults {
 		r := &faultResult{name: f.name, verdict: "-"}
 		results = append(results, r)
+		fs := s
+		if f.ownDeployment != nil {
+			fs = faultDeployment(ctx, f, size)
+		}
 		for c := 1; c <= cycles; c++ {
 			By(fmt.Sprintf("%s, cycle %d/%d", f.name, c, cycles))
-			before, phases := s.metrics, len(s.phaseStats)
-			s.startLoad(ctx)
-			sleep(ctx, 3*time.Second)
-			f.run(ctx, s, rng)
-			views := s.waitHealthy(ctx, size) // one cluster ID, one leader, every member a voter
-			Expect(cluster.ClusterIDs(views)).To(HaveLen(1), "split brain after %s, cycle %d", f.name, c)
-			sleep(ctx, 2*time.Second)
-			r.cycles = c
-			func() {
-				defer func() { // record the cycle even when finishLoad's assertions fail
-					r.acked += s.metrics.WritesAcked - before.WritesAcked
-					r.failed += s.metrics.WritesFailed - before.WritesFailed
-					r.lost += s.metrics.Missing - before.Missing
-					for _, st := range s.phaseStats[phases:] {
-						r.longestStall = max(r.longestStall, st.LongestStall)
-					}
-					if r.verdict == "-" || s.lastVerdict != consumer.Linearizable {
-						r.verdict = string(s.lastVerdict)
-					}
-				}()
-				s.finishLoad(ctx)
-			}()
+			runCycle(ctx, fs, f, rng, r, c, size)
+		}
+		if fs != s {
+			fs.finishDeployment(ctx)
 		}
 	}
+}
+
+// faultDeployment is a fault's own deployment, prepared by it, deployed and healthy.
+func faultDeployment(ctx SpecContext, f fault, size int) *scenario {
+	fs := newScenario(fmt.Sprintf("campaign-%d-own", size), true)
+	f.ownDeployment(fs)
+	fs.deploy(ctx, size)
+	fs.waitHealthy(ctx, size)
+	return fs
+}
+
+// finishDeployment deletes a fault's own deployment once its cycles are done (its client first).
+func (s *scenario) finishDeployment(ctx SpecContext) {
+	if s.cli != nil {
+		_ = s.cli.Close()
+		s.cli = nil
+	}
+	s.delete(ctx, false)
+}
+
+// runCycle is one cycle of f on s: a load phase around the fault, the split-brain checks, then the load's
+// read-back and linearizability check, recorded in r even when they fail.
+func runCycle(ctx SpecContext, s *scenario, f fault, rng *rand.Rand, r *faultResult, c, size int) {
+	before, phases := s.metrics, len(s.phaseStats)
+	s.startLoad(ctx)
+	sleep(ctx, 3*time.Second)
+	f.run(ctx, s, rng)
+	views := s.waitHealthy(ctx, size) // one cluster ID, one leader, every member a voter
+	Expect(cluster.ClusterIDs(views)).To(HaveLen(1), "split brain after %s, cycle %d", f.name, c)
+	sleep(ctx, 2*time.Second)
+	r.cycles = c
+	defer func() { // record the cycle even when finishLoad's assertions fail
+		r.acked += s.metrics.WritesAcked - before.WritesAcked
+		r.failed += s.metrics.WritesFailed - before.WritesFailed
+		r.lost += s.metrics.Missing - before.Missing
+		for _, st := range s.phaseStats[phases:] {
+			r.longestStall = max(r.longestStall, st.LongestStall)
+		}
+		if r.verdict == "-" || s.lastVerdict != consumer.Linearizable {
+			r.verdict = string(s.lastVerdict)
+		}
+	}()
+	s.finishLoad(ctx)
+}
+
+func campaignCycles() int {
+	cycles, err := strconv.Atoi(os.Getenv("CAMPAIGN_CYCLES"))
+	Expect(err).NotTo(HaveOccurred(), "CAMPAIGN_CYCLES")
+	return cycles
 }
 
 func campaignSizes() []int {
