@@ -64,7 +64,7 @@ func runCampaign(ctx SpecContext, size int) {
 	s.waitHealthy(ctx, size)
 	var results []*faultResult
 	start := time.Now()
-	DeferCleanup(func() { writeCampaignTable(size, seed, cycles, time.Since(start), results) })
+	DeferCleanup(func() { writeCampaignTable(size, seed, cycles, time.Since(start), results, true) })
 	for _, f := range faults {
 		r := &faultResult{name: f.name, verdict: "-"}
 		results = append(results, r)
@@ -79,6 +79,7 @@ func runCampaign(ctx SpecContext, size int) {
 		if fs != s {
 			fs.finishDeployment(ctx)
 		}
+		writeCampaignTable(size, seed, cycles, time.Since(start), results, false) // a long run cut short keeps what it did
 	}
 }
 
@@ -161,8 +162,9 @@ func selectedFaults(all []fault) []fault {
 	return out
 }
 
-// writeCampaignTable prints the results table and writes it to campaign-<size>.md in the report dir.
-func writeCampaignTable(size int, seed uint64, cycles int, took time.Duration, results []*faultResult) {
+// writeCampaignTable writes the results table to campaign-<size>.md in the report dir (after every fault), and
+// at the end of the run (final) prints it and adds it to the report.
+func writeCampaignTable(size int, seed uint64, cycles int, took time.Duration, results []*faultResult, final bool) {
 	host, _ := os.Hostname()
 	var b strings.Builder
 	fmt.Fprintf(&b, "### %d members — %s, seed %d, %d cycles per fault, %s, machine %s\n\n", size, time.Now().UTC().Format("2006-01-02"), seed, cycles, took.Round(time.Second), host)
@@ -170,8 +172,10 @@ func writeCampaignTable(size int, seed uint64, cycles int, took time.Duration, r
 	for _, r := range results {
 		fmt.Fprintf(&b, "| %s | %d | %d | %d | %s | %d | %s |\n", r.name, r.cycles, r.acked, r.failed, r.longestStall.Round(time.Millisecond), r.lost, r.verdict)
 	}
-	fmt.Fprint(GinkgoWriter, b.String())
-	AddReportEntry("campaign", b.String())
+	if final {
+		fmt.Fprint(GinkgoWriter, b.String())
+		AddReportEntry("campaign", b.String())
+	}
 	if cfg.ReportDir != "" {
 		_ = os.WriteFile(filepath.Join(cfg.ReportDir, fmt.Sprintf("campaign-%d.md", size)), []byte(b.String()), 0o644)
 	}
