@@ -5,7 +5,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"net"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -15,6 +14,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/etcd-release/etcd-release/src/testkit/freeport"
 
 	"github.com/stretchr/testify/require"
 	bolt "go.etcd.io/bbolt"
@@ -56,10 +57,9 @@ func startEtcdServer(t *testing.T) (*embed.Etcd, *clientv3.Client, string) {
 }
 
 func localURL(t *testing.T) url.URL {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	a, err := freeport.Addr()
 	require.NoError(t, err)
-	defer l.Close()
-	return url.URL{Scheme: "http", Host: l.Addr().String()}
+	return url.URL{Scheme: "http", Host: a}
 }
 
 func put(t *testing.T, cli *clientv3.Client, n int) int64 {

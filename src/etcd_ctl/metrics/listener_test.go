@@ -14,6 +14,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/etcd-release/etcd-release/src/testkit/freeport"
+
 	"github.com/stretchr/testify/require"
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
 	clientv3 "go.etcd.io/etcd/client/v3"
@@ -48,10 +50,10 @@ func TestListenAddressAndTLSConfig(t *testing.T) {
 }
 
 func freePort(t *testing.T) int {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	t.Helper()
+	p, err := freeport.Port()
 	require.NoError(t, err)
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
+	return p
 }
 
 func get(cl *http.Client, u string) (int, string, error) {

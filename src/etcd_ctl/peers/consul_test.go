@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/etcd-release/etcd-release/src/testkit/freeport"
+
 	"github.com/hashicorp/consul/api"
 	"github.com/stretchr/testify/require"
 	"go.uber.org/zap"
@@ -39,10 +41,10 @@ func consulConfig(agentURL string) *config.Config {
 }
 
 func freePort(t *testing.T) int {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	t.Helper()
+	p, err := freeport.Port()
 	require.NoError(t, err)
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
+	return p
 }
 
 func observed() (*zap.Logger, *observer.ObservedLogs) {

@@ -17,6 +17,8 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/etcd-release/etcd-release/src/testkit/freeport"
+
 	"gopkg.in/yaml.v3"
 )
 
@@ -97,7 +99,7 @@ func Start(ctx context.Context, dir, configYAML string) (*Server, error) {
 	if err := os.WriteFile(cfg, []byte(configYAML), 0o644); err != nil {
 		return nil, err
 	}
-	port, err := freePort()
+	port, err := freeport.Port()
 	if err != nil {
 		return nil, err
 	}
@@ -227,13 +229,4 @@ func (s *Server) get(ctx context.Context, path string, into any) error {
 		return fmt.Errorf("GET %s: %s", path, resp.Status)
 	}
 	return json.NewDecoder(resp.Body).Decode(into)
-}
-
-func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
 }

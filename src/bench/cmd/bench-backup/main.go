@@ -14,7 +14,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"net"
 	"net/url"
 	"os"
 	"os/exec"
@@ -24,6 +23,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/etcd-release/etcd-release/src/testkit/freeport"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.etcd.io/etcd/etcdutl/v3/snapshot"
@@ -245,12 +246,8 @@ func startMember(dataDir, name string, peer *url.URL, initial, state string) (*e
 }
 
 func localURL() (url.URL, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return url.URL{}, err
-	}
-	defer l.Close()
-	return url.URL{Scheme: "http", Host: l.Addr().String()}, nil
+	a, err := freeport.Addr()
+	return url.URL{Scheme: "http", Host: a}, err
 }
 
 // fill writes sizeMiB of 64 KiB values with 8 writers.
