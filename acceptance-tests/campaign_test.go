@@ -151,13 +151,17 @@ func selectedFaults(all []fault) []fault {
 	if v == "" {
 		return all
 	}
-	var out []fault
+	byName := map[string]fault{}
+	var names []string
 	for _, f := range all {
-		for _, want := range strings.Split(v, ",") {
-			if strings.TrimSpace(want) == f.name {
-				out = append(out, f)
-			}
-		}
+		byName[f.name] = f
+		names = append(names, f.name)
+	}
+	var out []fault
+	for _, want := range strings.Split(v, ",") {
+		f, ok := byName[strings.TrimSpace(want)]
+		Expect(ok).To(BeTrue(), "CAMPAIGN_FAULTS names %q, which is not a fault; the faults are: %s", strings.TrimSpace(want), strings.Join(names, ", "))
+		out = append(out, f)
 	}
 	return out
 }
