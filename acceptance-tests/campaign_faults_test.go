@@ -38,8 +38,8 @@ func campaignFaults(size int) []fault {
 		{name: "kill-9 leader", run: killFault(size, true)},
 		{name: "kill-9 follower", run: killFault(size, false)},
 		{name: "stop --hard then start", run: stopHardFault(size)},
-		{name: "partition of a follower", run: partitionFault(size, false)},
-		{name: "partition of the leader", run: partitionFault(size, true)},
+		{name: "partition of a minority", run: partitionMinorityFault(size)},
+		{name: "partition of the leader", run: partitionLeaderFault(size)},
 		{name: "single-member wipe", run: wipeFault(size)},
 		{name: "bootstrap store lost (random start order)", run: bootstrapLostFault},
 		{name: "rolling deploy", run: rollingFault(size)},
@@ -93,18 +93,48 @@ func stopHardFault(size int) func(SpecContext, *scenario, *rand.Rand) {
 	}
 }
 
-func partitionFault(size int, leader bool) func(SpecContext, *scenario, *rand.Rand) {
+// partitionLeaderFault cuts the leader off from every other member for 5 s.
+func partitionLeaderFault(size int) func(SpecContext, *scenario, *rand.Rand) {
 	return func(ctx SpecContext, s *scenario, rng *rand.Rand) {
-		in := victim(ctx, s, rng, size, leader)
-		var others []string
-		for _, o := range s.instances(ctx) {
-			if o.IP != in.IP {
-				others = append(others, o.IP)
+		partition(ctx, s, []cluster.Instance{victim(ctx, s, rng, size, true)})
+	}
+}
+
+// partitionMinorityFault splits the cluster for 5 s: (size-1)/2 random followers — one of 3, two of 5 — on one
+// side, still connected to each other, the leader and the rest (a quorum) on the other.
+func partitionMinorityFault(size int) func(SpecContext, *scenario, *rand.Rand) {
+	return func(ctx SpecContext, s *scenario, rng *rand.Rand) {
+		l, _ := s.leaderAndFollower(ctx, size)
+		var followers []cluster.Instance
+		for _, in := range s.instances(ctx) {
+			if in.IP != l.IP {
+				followers = append(followers, in)
 			}
 		}
-		_, err := s.helper.Partition(ctx, in.IP, others)
+		rng.Shuffle(len(followers), func(i, j int) { followers[i], followers[j] = followers[j], followers[i] })
+		partition(ctx, s, followers[:(size-1)/2])
+	}
+}
+
+// partition drops traffic between the minority and every other member for 5 s (the minority's members still
+// reach each other), then heals.
+func partition(ctx SpecContext, s *scenario, minority []cluster.Instance) {
+	side := map[string]bool{}
+	for _, in := range minority {
+		side[in.IP] = true
+	}
+	var rest []string
+	for _, o := range s.instances(ctx) {
+		if !side[o.IP] {
+			rest = append(rest, o.IP)
+		}
+	}
+	for _, in := range minority {
+		_, err := s.helper.Partition(ctx, in.IP, rest)
 		helperDo("partitioning "+in.IP, err)
-		sleep(ctx, 5*time.Second)
+	}
+	sleep(ctx, 5*time.Second)
+	for _, in := range minority {
 		helperDo("healing "+in.IP, s.helper.Heal(ctx, in.IP))
 	}
 }
