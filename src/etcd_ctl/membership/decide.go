@@ -70,6 +70,9 @@ type PeerView struct {
 type DecisionInput struct {
 	Local LocalView
 	Peers []PeerView
+	// PeerClusters is what each peer's peer URL answers (ProbePeerClusters); consulted before a join, so gathered
+	// only when this member has no data.
+	PeerClusters []PeerCluster
 	// Creator: this member is the one member of the deployment allowed to create a cluster (see IsCreator).
 	Creator bool
 	// SelfName and DataDir name this member and its data in conflict messages.
@@ -249,11 +252,8 @@ func decideWithoutData(in DecisionInput) Decision {
 	}
 	switch {
 	case len(cs) == 1:
-		if hosts := otherClusterHosts(in.Peers, cs[0].id); len(hosts) > 0 {
-			// The same reason as below: a member of another cluster that lost its leader (its cluster's other
-			// members stepped down) still answers etcd's join for that cluster. It steps down itself
-			// (DecideRunning: without a leader, or as the creator), so wait for it.
-			return Decision{Action: ActWait, ClusterID: cs[0].id, Reason: fmt.Sprintf("the data dir is empty and cluster %x answers, but %s still serve another cluster without a leader, and etcd's join would ask them; waiting until they step down", cs[0].id, strings.Join(hosts, ","))}
+		if hosts := joinBlockers(in, cs[0].id); len(hosts) > 0 {
+			return Decision{Action: ActWait, ClusterID: cs[0].id, Reason: fmt.Sprintf("the data dir is empty and cluster %x answers, but %s still serve another cluster, and etcd's join would ask them; waiting until they stop or step down", cs[0].id, strings.Join(hosts, ", "))}
 		}
 		return Decision{Action: ActJoin, ClusterID: cs[0].id, Reason: "the data dir is empty and a cluster answered; joining as a learner, to be promoted once caught up"}
 	case len(cs) > 1:
@@ -289,14 +289,28 @@ func decideWithoutData(in DecisionInput) Decision {
 	return Decision{Action: ActWait, Reason: "this is not the deployment's creator; it only joins an existing cluster, which the creator makes"}
 }
 
-// otherClusterHosts lists the peers that answered without a leader for a cluster other than id: they count for
-// no cluster in the decision, yet their peer URLs answer etcd's join with their own cluster.
-func otherClusterHosts(peers []PeerView, id uint64) []string {
+// joinBlockers is the last rule before a join of target: etcd's join fetches the cluster from the peer URLs of
+// every member it is given, in sorted order (GetClusterFromRemotePeers in etcd's
+// server/etcdserver/api/membership), and fails ("member count is unequal") when the one that answers first
+// serves another cluster. Such a peer is a member stepping down (its client port closes before its peer port), a
+// member of another cluster that lost its leader, or one that has not stepped down yet (DecideRunning makes each
+// give way). It is seen on either port: the client port's status without a leader, or the peer URL's cluster ID.
+func joinBlockers(in DecisionInput, target uint64) []string {
 	var hosts []string
-	for _, p := range peers {
-		if p.Answer == NoAnswer && p.ClusterID != 0 && p.ClusterID != id {
-			hosts = append(hosts, p.Host)
+	seen := map[string]bool{}
+	add := func(host string, id uint64) {
+		if id != 0 && id != target && !seen[host] {
+			seen[host] = true
+			hosts = append(hosts, fmt.Sprintf("%s (cluster %x)", host, id))
 		}
+	}
+	for _, p := range in.Peers {
+		if p.Answer == NoAnswer {
+			add(p.Host, p.ClusterID)
+		}
+	}
+	for _, p := range in.PeerClusters {
+		add(p.Host, p.ClusterID)
 	}
 	return hosts
 }

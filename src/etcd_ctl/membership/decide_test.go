@@ -48,6 +48,8 @@ func TestDecide(t *testing.T) {
 		{"one cluster answers: join", DecisionInput{Local: empty, Peers: []PeerView{inX("a", true), peer("c", NoAnswer)}}, ActJoin, clusterX, ""},
 		{"creator joins too when a cluster answers", DecisionInput{Local: empty, Creator: true, Peers: []PeerView{inX("b", false), inX("c", false)}}, ActJoin, clusterX, ""},
 		{"one cluster answers, a leaderless member of another still serves it: wait (etcd's join would ask it)", DecisionInput{Local: empty, Peers: []PeerView{{Host: "a", Answer: NoAnswer, ClusterID: clusterY}, inX("b", true), inX("c", true)}}, ActWait, clusterX, ""},
+		{"one cluster answers, another's peer URL still answers (a member stepping down): wait", DecisionInput{Local: empty, Peers: []PeerView{peer("a", Refused), inX("b", true)}, PeerClusters: []PeerCluster{{Host: "a", ClusterID: clusterY}, {Host: "b", ClusterID: clusterX}}}, ActWait, clusterX, ""},
+		{"one cluster answers, every peer URL in it or silent: join", DecisionInput{Local: empty, Peers: []PeerView{peer("a", Refused), inX("b", true)}, PeerClusters: []PeerCluster{{Host: "a"}, {Host: "b", ClusterID: clusterX}}}, ActJoin, clusterX, ""},
 		{"one cluster answers, a leaderless member of the same cluster: join", DecisionInput{Local: empty, Peers: []PeerView{{Host: "a", Answer: NoAnswer, ClusterID: clusterX}, inX("b", true)}}, ActJoin, clusterX, ""},
 		{"two clusters, one with client writes: wait until the other one's members step down (etcd's join would ask them)", DecisionInput{Local: empty, Peers: []PeerView{inY("a", false), inX("b", true)}}, ActWait, clusterX, ""},
 		{"two clusters, none with client writes: wait for the creator to step down", DecisionInput{Local: empty, Peers: []PeerView{inY("a", false), inX("b", false)}}, ActWait, 0, ""},

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"slices"
 	"strconv"
-	"strings"
 	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
@@ -18,6 +17,7 @@ import (
 	"github.com/etcd-release/etcd-release/src/etcd_ctl/etcdserver"
 	"github.com/etcd-release/etcd-release/src/etcd_ctl/maintenance"
 	"github.com/etcd-release/etcd-release/src/etcd_ctl/peers"
+	"github.com/etcd-release/etcd-release/src/etcd_ctl/retry"
 )
 
 // Kinds of start.
@@ -85,12 +85,11 @@ func (m *Manager) Prepare(ctx context.Context) (*Start, error) {
 			return nil, err
 		}
 		statuses := Probe(ctx, c, others, m.ProbeTimeout)
-		d := Decide(DecisionInput{Local: local, Peers: Views(statuses), Creator: creator, SelfName: c.SelfName(), DataDir: c.Paths.DataDir})
-		if d.Action == ActJoin {
-			if blocked := JoinBlockedBy(d.ClusterID, ProbePeerClusters(ctx, c, others, m.ProbeTimeout)); len(blocked) > 0 {
-				d = Decision{Action: ActWait, ClusterID: d.ClusterID, Reason: fmt.Sprintf("joining cluster %x, but the peer URLs of %s answer for another cluster, and etcd's join would take that one; waiting until they stop", d.ClusterID, strings.Join(blocked, ", "))}
-			}
+		in := DecisionInput{Local: local, Peers: Views(statuses), Creator: creator, SelfName: c.SelfName(), DataDir: c.Paths.DataDir}
+		if !local.HasData {
+			in.PeerClusters = ProbePeerClusters(ctx, c, others, m.ProbeTimeout)
 		}
+		d := Decide(in)
 		st, err := m.act(ctx, d, local, statuses)
 		if st != nil {
 			st.creator = creator
@@ -230,30 +229,29 @@ func (m *Manager) join(ctx context.Context, eps []string, reason string) (st *St
 	if err := mu.Lock(ctx); err != nil {
 		return nil, fmt.Errorf("taking the membership lock: %w", err)
 	}
-	for {
-		resp, err := m.addLearner(ctx, cli, self)
-		if err == nil {
-			initial := make([]config.Member, 0, len(resp.Members))
-			for _, mm := range resp.Members {
-				name := mm.Name
-				if mm.ID == resp.Member.ID {
-					name = self.Name
-				}
-				for _, u := range mm.PeerURLs {
-					initial = append(initial, config.Member{Name: name, PeerURL: u})
-				}
-			}
-			m.Log.Info("decided to join the existing cluster", zap.String("reason", reason), zap.String("learner-id", strconv.FormatUint(resp.Member.ID, 16)))
-			return &Start{Kind: KindJoin, Reason: reason, Plan: etcdserver.Plan{State: etcdserver.StateExisting, InitialCluster: initial},
-				cli: cli, session: session, mutex: mu, learnerID: resp.Member.ID}, nil
+	var resp *clientv3.MemberAddResponse
+	err = retry.Poll(ctx, retry.Options{Interval: m.RetryInterval, Waiting: func(p retry.Progress) {
+		m.Log.Warn("adding this member as a learner failed; retrying", zap.Error(p.Last), zap.Int("attempts", p.Attempts))
+	}}, func(ctx context.Context) (err error) {
+		resp, err = m.addLearner(ctx, cli, self)
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("adding this member as a learner: %w", err)
+	}
+	initial := make([]config.Member, 0, len(resp.Members))
+	for _, mm := range resp.Members {
+		name := mm.Name
+		if mm.ID == resp.Member.ID {
+			name = self.Name
 		}
-		m.Log.Warn("adding this member as a learner failed; retrying", zap.Error(err))
-		select {
-		case <-ctx.Done():
-			return nil, fmt.Errorf("adding this member as a learner: %w", err)
-		case <-time.After(m.RetryInterval):
+		for _, u := range mm.PeerURLs {
+			initial = append(initial, config.Member{Name: name, PeerURL: u})
 		}
 	}
+	m.Log.Info("decided to join the existing cluster", zap.String("reason", reason), zap.String("learner-id", strconv.FormatUint(resp.Member.ID, 16)))
+	return &Start{Kind: KindJoin, Reason: reason, Plan: etcdserver.Plan{State: etcdserver.StateExisting, InitialCluster: initial},
+		cli: cli, session: session, mutex: mu, learnerID: resp.Member.ID}, nil
 }
 
 func (m *Manager) addLearner(ctx context.Context, cli *clientv3.Client, self config.Member) (*clientv3.MemberAddResponse, error) {

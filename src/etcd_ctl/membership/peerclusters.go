@@ -2,7 +2,6 @@ package membership
 
 import (
 	"context"
-	"fmt"
 	"io"
 	"net/http"
 	"strconv"
@@ -66,18 +65,4 @@ func ProbePeerClusters(ctx context.Context, c *config.Config, members []config.M
 		<-done
 	}
 	return out
-}
-
-// JoinBlockedBy is the last rule before a join: etcd's join takes the cluster from the first peer URL that
-// answers, in sorted order, and fails ("member count is unequal") when that peer serves another cluster; so a
-// join of target waits while any peer URL answers for another cluster. Such a peer is a member stepping down
-// (its client port closes before its peer port) or one that has not stepped down yet. It returns those hosts.
-func JoinBlockedBy(target uint64, peers []PeerCluster) []string {
-	var hosts []string
-	for _, p := range peers {
-		if p.ClusterID != 0 && p.ClusterID != target {
-			hosts = append(hosts, fmt.Sprintf("%s (cluster %x)", p.Host, p.ClusterID))
-		}
-	}
-	return hosts
 }

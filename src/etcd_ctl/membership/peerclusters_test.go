@@ -11,20 +11,6 @@ import (
 	"github.com/etcd-release/etcd-release/src/etcd_ctl/config"
 )
 
-func TestJoinBlockedBy(t *testing.T) {
-	for _, tc := range []struct {
-		name  string
-		peers []PeerCluster
-		want  []string
-	}{
-		{"every peer in the target", []PeerCluster{{Host: "a", ClusterID: 0x11}, {Host: "b", ClusterID: 0x11}}, nil},
-		{"no answers (refused, stopped)", []PeerCluster{{Host: "a"}, {Host: "b", ClusterID: 0x11}}, nil},
-		{"a peer still serves another cluster", []PeerCluster{{Host: "a", ClusterID: 0x22}, {Host: "b", ClusterID: 0x11}}, []string{"a (cluster 22)"}},
-	} {
-		t.Run(tc.name, func(t *testing.T) { require.Equal(t, tc.want, JoinBlockedBy(0x11, tc.peers)) })
-	}
-}
-
 // The peer URL of a real member answers with its cluster ID; a stopped one gives no answer.
 func TestProbePeerClustersOfARealMember(t *testing.T) {
 	srv, c := startEtcd(t, filepath.Join(t.TempDir(), "etcd"))
