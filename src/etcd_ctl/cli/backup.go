@@ -10,6 +10,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/etcd-release/etcd-release/src/etcd_ctl/backup"
+	"github.com/etcd-release/etcd-release/src/etcd_ctl/config"
 	"github.com/etcd-release/etcd-release/src/etcd_ctl/recovery"
 )
 
@@ -102,39 +103,8 @@ run 'monit start etcd' on every VM afterwards.`,
 			if err != nil {
 				return err
 			}
-			if fromS3 != "" {
-				if o.Snapshot != "" || latestIn != "" {
-					return fmt.Errorf("give one of --snapshot, --latest-in, --from-s3")
-				}
-				r, err := backup.RemoteFor(c)
-				if err != nil {
-					return err
-				}
-				if r == nil {
-					return fmt.Errorf("--from-s3: etcd.backup.s3.endpoint is empty, so there is no off-VM store to download from")
-				}
-				ctx, cancel := signalContext()
-				defer cancel()
-				if o.Snapshot, err = r.Download(ctx, fromS3, c.BackupDir()); err != nil {
-					return fmt.Errorf("downloading %s (nothing was changed): %w", r.Where(fromS3), err)
-				}
-				fmt.Fprintf(cmd.OutOrStdout(), "downloaded %s to %s\n", r.Where(filepath.Base(o.Snapshot)), o.Snapshot)
-			}
-			if latestIn != "" {
-				if o.Snapshot != "" {
-					return fmt.Errorf("give one of --snapshot, --latest-in, --from-s3")
-				}
-				m, err := backup.Latest(latestIn)
-				if err != nil {
-					return err
-				}
-				if m == nil {
-					return fmt.Errorf("--latest-in %s: no snapshot with metadata there (etcd-snapshot-*.json); nothing was changed", latestIn)
-				}
-				o.Snapshot = m.Path()
-			}
-			if o.Snapshot == "" {
-				return fmt.Errorf("--snapshot is required: the snapshot file to restore (e.g. /var/vcap/store/etcd-backups/etcd-snapshot-….db), or --latest-in DIR")
+			if o.Snapshot, err = restoreSnapshotPath(c, restoreSource{file: o.Snapshot, latestIn: latestIn, fromS3: fromS3}, cmd.OutOrStdout()); err != nil {
+				return err
 			}
 			lg := newLogger(c.Etcd.EnableDebugLogging)
 			defer lg.Sync()
@@ -196,4 +166,60 @@ other VM 'monit stop etcd; rm -rf /var/vcap/store/etcd/*; monit start etcd': the
 	}
 	addConfigFlag(cmd, &path)
 	return cmd
+}
+
+// restoreSource is where `restore` takes its snapshot from: exactly one of a file, the newest in a directory,
+// or a download from the off-VM store.
+type restoreSource struct{ file, latestIn, fromS3 string }
+
+// check is the rule for the three flags: exactly one.
+func (r restoreSource) check() error {
+	n := 0
+	for _, v := range []string{r.file, r.latestIn, r.fromS3} {
+		if v != "" {
+			n++
+		}
+	}
+	switch {
+	case n == 0:
+		return fmt.Errorf("--snapshot is required: the snapshot file to restore (e.g. /var/vcap/store/etcd-backups/etcd-snapshot-….db), or --latest-in DIR, or --from-s3 FILE|latest")
+	case n > 1:
+		return fmt.Errorf("give one of --snapshot, --latest-in, --from-s3")
+	}
+	return nil
+}
+
+// restoreSnapshotPath resolves r to a local snapshot file, downloading it when it comes from the off-VM store.
+func restoreSnapshotPath(c *config.Config, r restoreSource, out io.Writer) (string, error) {
+	if err := r.check(); err != nil {
+		return "", err
+	}
+	switch {
+	case r.fromS3 != "":
+		remote, err := backup.RemoteFor(c)
+		if err != nil {
+			return "", err
+		}
+		if remote == nil {
+			return "", fmt.Errorf("--from-s3: etcd.backup.s3.endpoint is empty, so there is no off-VM store to download from")
+		}
+		ctx, cancel := signalContext()
+		defer cancel()
+		p, err := remote.Download(ctx, r.fromS3, c.BackupDir())
+		if err != nil {
+			return "", fmt.Errorf("downloading %s (nothing was changed): %w", remote.Where(r.fromS3), err)
+		}
+		fmt.Fprintf(out, "downloaded %s to %s\n", remote.Where(filepath.Base(p)), p)
+		return p, nil
+	case r.latestIn != "":
+		m, err := backup.Latest(r.latestIn)
+		if err != nil {
+			return "", err
+		}
+		if m == nil {
+			return "", fmt.Errorf("--latest-in %s: no snapshot with metadata there (etcd-snapshot-*.json); nothing was changed", r.latestIn)
+		}
+		return m.Path(), nil
+	}
+	return r.file, nil
 }
