@@ -39,13 +39,6 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-func freePort(t *testing.T) int {
-	t.Helper()
-	p, err := freeport.Port()
-	require.NoError(t, err)
-	return p
-}
-
 // helper is a running etcd-test-helper process.
 type helper struct {
 	url    string
@@ -144,7 +137,7 @@ func (h *helper) doAuth(t *testing.T, method, path string, body any, out any, au
 func baseConfig(t *testing.T, root string) testhelper.Config {
 	cfg := testhelper.Default()
 	cfg.ListenAddress = "127.0.0.1"
-	cfg.Port = freePort(t)
+	cfg.Port = freeport.For(t)
 	cfg.Username, cfg.Password, cfg.Token = "admin", "s3cret", "tok3n"
 	cfg.VcapRoot = root
 	cfg.Plaintext = true
@@ -229,7 +222,7 @@ check process sleeper with pidfile %[3]s
   start program = "/bin/bash -c 'sleep 600 >/dev/null 2>&1 & echo $! > %[3]s'"
   stop program = "/bin/bash -c 'kill $(cat %[3]s); rm -f %[3]s'"
   mode manual
-`, dir, freePort(t), pidfile)), 0o600))
+`, dir, freeport.For(t), pidfile)), 0o600))
 	daemon := exec.Command(monit, "-c", rc, "-I")
 	var logs bytes.Buffer
 	daemon.Stdout, daemon.Stderr = &logs, &logs

@@ -49,13 +49,6 @@ func TestListenAddressAndTLSConfig(t *testing.T) {
 	require.ErrorContains(t, err, "etcd.metrics_ca_cert")
 }
 
-func freePort(t *testing.T) int {
-	t.Helper()
-	p, err := freeport.Port()
-	require.NoError(t, err)
-	return p
-}
-
 func get(cl *http.Client, u string) (int, string, error) {
 	resp, err := cl.Get(u)
 	if err != nil {
@@ -72,9 +65,9 @@ func startEtcd(t *testing.T) *embed.Etcd {
 	cfg.Dir = t.TempDir()
 	cfg.Logger, cfg.LogLevel = "zap", "error"
 	u := func(p int) []url.URL { return []url.URL{{Scheme: "http", Host: "127.0.0.1:" + strconv.Itoa(p)}} }
-	cfg.ListenClientUrls = u(freePort(t))
+	cfg.ListenClientUrls = u(freeport.For(t))
 	cfg.AdvertiseClientUrls = cfg.ListenClientUrls
-	cfg.ListenPeerUrls = u(freePort(t))
+	cfg.ListenPeerUrls = u(freeport.For(t))
 	cfg.AdvertisePeerUrls = cfg.ListenPeerUrls
 	cfg.InitialCluster = cfg.Name + "=" + cfg.ListenPeerUrls[0].String()
 	e, err := embed.StartEtcd(cfg)
@@ -172,7 +165,7 @@ func loopbackHTTPS(t *testing.T) (*config.Config, *pki.MetricsSet) {
 	c.Instance = config.Instance{Name: "etcd", IP: "127.0.0.1", Address: "127.0.0.1"}
 	e := &c.Etcd
 	e.CACert, e.ServerCert, e.ClientCert, e.ClientKey = string(set.CACert), string(set.ServerCert), string(set.ClientCert), config.Secret(set.ClientKey)
-	e.MetricsScheme, e.MetricsPort = "https", freePort(t)
+	e.MetricsScheme, e.MetricsPort = "https", freeport.For(t)
 	e.MetricsCACert, e.MetricsServerCert, e.MetricsServerKey = string(m.CACert), string(m.ServerCert), config.Secret(m.ServerKey)
 	return &c, m
 }

@@ -40,13 +40,6 @@ func consulConfig(agentURL string) *config.Config {
 	return &c
 }
 
-func freePort(t *testing.T) int {
-	t.Helper()
-	p, err := freeport.Port()
-	require.NoError(t, err)
-	return p
-}
-
 func observed() (*zap.Logger, *observer.ObservedLogs) {
 	core, logs := observer.New(zap.InfoLevel)
 	return zap.New(core), logs
@@ -62,7 +55,7 @@ func TestForPicksTheSource(t *testing.T) {
 }
 
 func TestConsulAgentUnreachableIsABoundedLoggedWait(t *testing.T) {
-	url := fmt.Sprintf("http://127.0.0.1:%d", freePort(t))
+	url := fmt.Sprintf("http://127.0.0.1:%d", freeport.For(t))
 	lg, logs := observed()
 	s := NewConsul(consulConfig(url), lg, true)
 	s.RetryInterval, s.LogInterval = 100*time.Millisecond, time.Second
@@ -92,16 +85,16 @@ func startAgent(t *testing.T) *agent {
 	require.NoError(t, err)
 	bin, err := toolcache.Consul.Path(root)
 	require.NoError(t, err, "building the real consul agent")
-	a := &agent{dnsPort: freePort(t)}
-	httpPort := freePort(t)
+	a := &agent{dnsPort: freeport.For(t)}
+	httpPort := freeport.For(t)
 	a.url = fmt.Sprintf("http://127.0.0.1:%d", httpPort)
 	logPath := filepath.Join(t.TempDir(), "consul.log")
 	logf, err := os.Create(logPath)
 	require.NoError(t, err)
 	args := []string{"agent", "-dev", "-node", "peers-test", "-bind", "127.0.0.1", "-client", "127.0.0.1", "-domain", "cf.internal",
-		"-dns-port", fmt.Sprint(a.dnsPort), "-http-port", fmt.Sprint(httpPort), "-server-port", fmt.Sprint(freePort(t)),
-		"-serf-lan-port", fmt.Sprint(freePort(t)), "-serf-wan-port", fmt.Sprint(freePort(t)), "-grpc-port", fmt.Sprint(freePort(t)),
-		"-grpc-tls-port", fmt.Sprint(freePort(t))}
+		"-dns-port", fmt.Sprint(a.dnsPort), "-http-port", fmt.Sprint(httpPort), "-server-port", fmt.Sprint(freeport.For(t)),
+		"-serf-lan-port", fmt.Sprint(freeport.For(t)), "-serf-wan-port", fmt.Sprint(freeport.For(t)), "-grpc-port", fmt.Sprint(freeport.For(t)),
+		"-grpc-tls-port", fmt.Sprint(freeport.For(t))}
 	cmd := exec.Command(bin, args...)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	require.NoError(t, cmd.Start())
@@ -193,7 +186,7 @@ func TestConsulOwnNameThatNeverResolvesFailsClearly(t *testing.T) {
 	a := startAgent(t)
 	s := NewConsul(consulConfig(a.url), zap.NewNop(), true)
 	// A resolver that does not ask the agent, like a VM whose /etc/resolv.conf does not point at consul.
-	s.Resolver, s.RetryInterval = resolverAt(freePort(t)), 100*time.Millisecond
+	s.Resolver, s.RetryInterval = resolverAt(freeport.For(t)), 100*time.Millisecond
 	defer s.Close()
 	_, err := s.Members(context.Background())
 	require.Error(t, err)

@@ -16,6 +16,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"testing"
 )
 
 // lowest is the bottom of the range picked from; ports under it are left to well-known services.
@@ -63,4 +64,14 @@ func ephemeralLow() int {
 		return 32768
 	}
 	return n
+}
+
+// For is Port for a test: it fails the test when no port is found.
+func For(t testing.TB) int {
+	t.Helper()
+	p, err := Port()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
 }
