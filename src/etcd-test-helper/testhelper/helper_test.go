@@ -13,11 +13,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/etcd-release/etcd-release/src/testkit/freeport"
-
 	"github.com/stretchr/testify/require"
 
 	"github.com/etcd-release/etcd-release/src/etcd-test-helper/testhelper"
+	"github.com/etcd-release/etcd-release/src/testkit/freeport"
 )
 
 var helperBin string

@@ -15,8 +15,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/etcd-release/etcd-release/src/testkit/freeport"
-
 	"github.com/stretchr/testify/require"
 	bolt "go.etcd.io/bbolt"
 	"go.etcd.io/etcd/api/v3/mvccpb"
@@ -24,6 +22,8 @@ import (
 	"go.etcd.io/etcd/server/v3/embed"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest"
+
+	"github.com/etcd-release/etcd-release/src/testkit/freeport"
 )
 
 // startEtcd runs a real one-member embedded etcd in a temporary dir and returns a client to it.

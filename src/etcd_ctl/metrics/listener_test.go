@@ -14,8 +14,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/etcd-release/etcd-release/src/testkit/freeport"
-
 	"github.com/stretchr/testify/require"
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
 	clientv3 "go.etcd.io/etcd/client/v3"
@@ -25,6 +23,7 @@ import (
 
 	"github.com/etcd-release/etcd-release/src/etcd_ctl/config"
 	"github.com/etcd-release/etcd-release/src/etcd_ctl/pki"
+	"github.com/etcd-release/etcd-release/src/testkit/freeport"
 )
 
 func TestListenAddressAndTLSConfig(t *testing.T) {

@@ -11,14 +11,13 @@ import (
 	"testing"
 	"time"
 
-	"github.com/etcd-release/etcd-release/src/testkit/freeport"
-
 	"github.com/hashicorp/consul/api"
 	"github.com/stretchr/testify/require"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest/observer"
 
 	"github.com/etcd-release/etcd-release/src/etcd_ctl/config"
+	"github.com/etcd-release/etcd-release/src/testkit/freeport"
 	"github.com/etcd-release/etcd-release/src/testkit/toolcache"
 )
 

@@ -17,9 +17,9 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/etcd-release/etcd-release/src/testkit/freeport"
-
 	"gopkg.in/yaml.v3"
+
+	"github.com/etcd-release/etcd-release/src/testkit/freeport"
 )
 
 // Binaries of the Debian prometheus package.

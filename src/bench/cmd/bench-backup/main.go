@@ -24,14 +24,13 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/etcd-release/etcd-release/src/testkit/freeport"
-
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.etcd.io/etcd/etcdutl/v3/snapshot"
 	"go.etcd.io/etcd/server/v3/embed"
 	"go.uber.org/zap"
 
 	"github.com/etcd-release/etcd-release/src/etcd_ctl/backup"
+	"github.com/etcd-release/etcd-release/src/testkit/freeport"
 )
 
 func main() {
