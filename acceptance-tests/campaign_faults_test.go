@@ -64,17 +64,23 @@ func campaignFaults(size int) []fault {
 
 // victim is the leader, or a random follower.
 func victim(ctx SpecContext, s *scenario, rng *rand.Rand, size int, leader bool) cluster.Instance {
-	l, _ := s.leaderAndFollower(ctx, size)
+	l, fs := leaderAndFollowers(ctx, s, size)
 	if leader {
 		return l
 	}
+	return fs[rng.IntN(len(fs))]
+}
+
+// leaderAndFollowers is the leader and every other instance.
+func leaderAndFollowers(ctx SpecContext, s *scenario, size int) (cluster.Instance, []cluster.Instance) {
+	l, _ := s.leaderAndFollower(ctx, size)
 	var followers []cluster.Instance
 	for _, in := range s.instances(ctx) {
 		if in.IP != l.IP {
 			followers = append(followers, in)
 		}
 	}
-	return followers[rng.IntN(len(followers))]
+	return l, followers
 }
 
 func killFault(size int, leader bool) func(SpecContext, *scenario, *rand.Rand) {
@@ -104,13 +110,7 @@ func partitionLeaderFault(size int) func(SpecContext, *scenario, *rand.Rand) {
 // side, still connected to each other, the leader and the rest (a quorum) on the other.
 func partitionMinorityFault(size int) func(SpecContext, *scenario, *rand.Rand) {
 	return func(ctx SpecContext, s *scenario, rng *rand.Rand) {
-		l, _ := s.leaderAndFollower(ctx, size)
-		var followers []cluster.Instance
-		for _, in := range s.instances(ctx) {
-			if in.IP != l.IP {
-				followers = append(followers, in)
-			}
-		}
+		_, followers := leaderAndFollowers(ctx, s, size)
 		rng.Shuffle(len(followers), func(i, j int) { followers[i], followers[j] = followers[j], followers[i] })
 		partition(ctx, s, followers[:(size-1)/2])
 	}
