@@ -382,7 +382,7 @@ func walkTgzReader(r io.Reader, fn func(name string, hdr *tar.Header, body io.Re
 	for {
 		hdr, err := tr.Next()
 		if err == io.EOF {
-			return nil
+			return drainGzip(gz)
 		}
 		if err != nil {
 			return err
@@ -391,4 +391,14 @@ func walkTgzReader(r io.Reader, fn func(name string, hdr *tar.Header, body io.Re
 			return err
 		}
 	}
+}
+
+// drainGzip reads the gzip stream to its end. The tar reader stops at the end-of-archive blocks and never reaches
+// the gzip trailer, so without this a flipped byte in the tail of the archive (tar padding, the end blocks) or in
+// the trailer's CRC-32 goes unnoticed.
+func drainGzip(gz *gzip.Reader) error {
+	if _, err := io.Copy(io.Discard, gz); err != nil {
+		return fmt.Errorf("corrupt gzip stream: %w", err)
+	}
+	return nil
 }
