@@ -272,6 +272,8 @@ func scaleFault(size int) func(SpecContext, *scenario, *rand.Rand) {
 			s.setEndpoints(ipsOf(s.instances(ctx)))
 			s.waitHealthy(ctx, n)
 		}
+		// The scale-in orphaned the disks of the members it removed.
+		Expect(deleteOrphanedDisks(ctx, s.deployment)).To(Succeed())
 	}
 }
 

@@ -192,6 +192,29 @@ func (s *scenario) deleteKeepingIPs(ctx context.Context, force bool) error {
 		return err
 	}
 	s.deployed = false
+	return deleteOrphanedDisks(ctx, s.deployment)
+}
+
+// deleteOrphanedDisks deletes the disks a deleted deployment left behind. A director keeps the persistent disks of
+// a deleted deployment as orphans (for 5 days on a real one); a campaign that deletes and redeploys a 5-member
+// cluster 20 times would otherwise leave a hundred of them on the director's disk.
+func deleteOrphanedDisks(ctx context.Context, deployment string) error {
+	disks, err := bosh.OrphanedDisks(ctx)
+	if err != nil {
+		return fmt.Errorf("listing the orphaned disks of %s: %w", deployment, err)
+	}
+	for _, d := range disks {
+		if d.Deployment != deployment {
+			continue
+		}
+		id, err := bosh.DeleteOrphanedDisk(ctx, d.CID)
+		if err == nil {
+			_, err = bosh.WaitTask(ctx, id, config.Seconds(cfg.Timeouts.TaskInSeconds), GinkgoWriter)
+		}
+		if err != nil && !director.IsNotFound(err) {
+			return fmt.Errorf("deleting orphaned disk %s of %s: %w", d.CID, deployment, err)
+		}
+	}
 	return nil
 }
 

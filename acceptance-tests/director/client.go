@@ -275,6 +275,26 @@ func (c *Client) DeleteDeployment(ctx context.Context, name string, force bool) 
 	return c.startTask(ctx, request{method: http.MethodDelete, path: "/deployments/" + url.PathEscape(name), query: q})
 }
 
+// OrphanedDisk is one entry of GET /disks: a persistent disk the director kept when its deployment or instance
+// was deleted.
+type OrphanedDisk struct {
+	CID        string `json:"disk_cid"`
+	Deployment string `json:"deployment_name"`
+	Instance   string `json:"instance_name"`
+}
+
+// OrphanedDisks lists the orphaned disks (`bosh disks --orphaned`).
+func (c *Client) OrphanedDisks(ctx context.Context) ([]OrphanedDisk, error) {
+	var ds []OrphanedDisk
+	err := c.call(ctx, request{method: http.MethodGet, path: "/disks"}, &ds)
+	return ds, err
+}
+
+// DeleteOrphanedDisk starts deleting one orphaned disk (`bosh delete-disk`).
+func (c *Client) DeleteOrphanedDisk(ctx context.Context, cid string) (int, error) {
+	return c.startTask(ctx, request{method: http.MethodDelete, path: "/disks/" + url.PathEscape(cid)})
+}
+
 // States of PUT /deployments/D/jobs/... .
 const (
 	StateStarted  = "started"
