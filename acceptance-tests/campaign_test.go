@@ -13,7 +13,7 @@ import (
 	. "github.com/onsi/gomega"
 
 	"github.com/etcd-release/etcd-release/acceptance-tests/cluster"
-	"github.com/etcd-release/etcd-release/acceptance-tests/consumer"
+	"github.com/etcd-release/etcd-release/src/testkit/linearizability"
 )
 
 // The fault campaign (`make campaign`, label campaign, never in CI): one TLS deployment per size, every fault
@@ -119,7 +119,7 @@ func runCycle(ctx SpecContext, s *scenario, f fault, rng *rand.Rand, r *faultRes
 		for _, st := range s.phaseStats[phases:] {
 			r.longestStall = max(r.longestStall, st.LongestStall)
 		}
-		if r.verdict == "-" || s.lastVerdict != consumer.Linearizable {
+		if r.verdict == "-" || s.lastVerdict != linearizability.Linearizable {
 			r.verdict = string(s.lastVerdict)
 		}
 	}()

@@ -25,6 +25,7 @@ import (
 	"github.com/etcd-release/etcd-release/acceptance-tests/consumer"
 	"github.com/etcd-release/etcd-release/acceptance-tests/director"
 	"github.com/etcd-release/etcd-release/acceptance-tests/helper"
+	"github.com/etcd-release/etcd-release/src/testkit/linearizability"
 )
 
 // settle is how long the load runs before and after each fault or deploy step.
@@ -82,7 +83,7 @@ type scenario struct {
 	// phaseStats are the finished load phases' statistics and lastVerdict the last one's verdict (set before
 	// finishLoad asserts).
 	phaseStats  []consumer.Stats
-	lastVerdict consumer.Verdict
+	lastVerdict linearizability.Verdict
 	dumps       []string
 }
 
@@ -413,7 +414,7 @@ func (s *scenario) finishLoad(ctx context.Context) consumer.Stats {
 	s.metrics.LongestStall = max(s.metrics.LongestStall, stats.LongestStall)
 	s.metrics.Missing += len(missing)
 	switch {
-	case s.metrics.Verdict == "" || verdict != consumer.Linearizable:
+	case s.metrics.Verdict == "" || verdict != linearizability.Linearizable:
 		s.metrics.Verdict = string(verdict)
 	}
 	s.phaseStats, s.lastVerdict = append(s.phaseStats, stats), verdict
@@ -422,7 +423,7 @@ func (s *scenario) finishLoad(ctx context.Context) consumer.Stats {
 	s.load = nil
 	Expect(stats.WritesAcked).To(BeNumerically(">", 0), "the consumer acknowledged no write")
 	Expect(missing).To(BeEmpty(), "acknowledged writes missing from the read-back")
-	Expect(verdict).To(Equal(consumer.Linearizable), "history of %d operations (visualization: %s)", len(ops), viz)
+	Expect(verdict).To(Equal(linearizability.Linearizable), "history of %d operations (visualization: %s)", len(ops), viz)
 	return stats
 }
 

@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"context"
 	"fmt"
 	"time"
 
@@ -31,6 +32,28 @@ func clusterClient(c *config.Config, endpoint string) (*clientv3.Client, error) 
 	return etcdclient.New(c, cl.Endpoints(), 5*time.Second)
 }
 
+// onCluster loads the config at path, connects to every member through endpoint and runs fn until it returns or
+// the command is interrupted.
+func onCluster(path, endpoint string, fn func(ctx context.Context, c *config.Config, cli *clientv3.Client) error) error {
+	c, err := loadConfig(path)
+	if err != nil {
+		return err
+	}
+	cli, err := clusterClient(c, endpoint)
+	if err != nil {
+		return err
+	}
+	defer cli.Close()
+	ctx, cancel := signalContext()
+	defer cancel()
+	return fn(ctx, c, cli)
+}
+
+// addEndpointFlag adds --endpoint, the client URL a cluster command reaches the cluster through.
+func addEndpointFlag(cmd *cobra.Command, endpoint *string) {
+	cmd.Flags().StringVar(endpoint, "endpoint", "", "client URL to reach the cluster through (default: this member's)")
+}
+
 func newCompactCmd() *cobra.Command {
 	var path, endpoint string
 	var keep int64
@@ -43,31 +66,22 @@ inside the db file; etcd_ctl defrag gives them back to the file system. Works wh
 raised.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			c, err := loadConfig(path)
-			if err != nil {
-				return err
-			}
-			cli, err := clusterClient(c, endpoint)
-			if err != nil {
-				return err
-			}
-			defer cli.Close()
-			ctx, cancel := signalContext()
-			defer cancel()
-			rev, err := maintenance.CompactNow(ctx, cli, keep)
-			if err != nil {
-				return err
-			}
-			if rev == 0 {
-				fmt.Fprintln(cmd.OutOrStdout(), "nothing to compact")
+			return onCluster(path, endpoint, func(ctx context.Context, _ *config.Config, cli *clientv3.Client) error {
+				rev, err := maintenance.CompactNow(ctx, cli, keep)
+				switch {
+				case err != nil:
+					return err
+				case rev == 0:
+					fmt.Fprintln(cmd.OutOrStdout(), "nothing to compact")
+				default:
+					fmt.Fprintf(cmd.OutOrStdout(), "compacted to revision %d\n", rev)
+				}
 				return nil
-			}
-			fmt.Fprintf(cmd.OutOrStdout(), "compacted to revision %d\n", rev)
-			return nil
+			})
 		},
 	}
 	addConfigFlag(cmd, &path)
-	cmd.Flags().StringVar(&endpoint, "endpoint", "", "client URL to reach the cluster through (default: this member's)")
+	addEndpointFlag(cmd, &endpoint)
 	cmd.Flags().Int64Var(&keep, "keep-revisions", 0, "keep this many revisions below the current one")
 	return cmd
 }
@@ -85,31 +99,22 @@ current revision, defragment every member above the disarm limit, disarm the ala
 refuses the lock's write).`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			c, err := loadConfig(path)
-			if err != nil {
+			return onCluster(path, endpoint, func(ctx context.Context, c *config.Config, cli *clientv3.Client) error {
+				r := &maintenance.Runner{Config: c, Client: cli, Log: newLogger(false)}
+				results, skipped, err := r.DefragAll(ctx)
+				out := cmd.OutOrStdout()
+				for _, res := range results {
+					fmt.Fprintf(out, "%s: %s → %s (reclaimed %s) in %s\n", res.Member, maintenance.Bytes(res.Before),
+						maintenance.Bytes(res.After), maintenance.Bytes(res.Reclaimed()), res.Took.Round(time.Millisecond))
+				}
+				for _, s := range skipped {
+					fmt.Fprintf(out, "%s: %s\n", s.Action, s.Reason)
+				}
 				return err
-			}
-			cli, err := clusterClient(c, endpoint)
-			if err != nil {
-				return err
-			}
-			defer cli.Close()
-			ctx, cancel := signalContext()
-			defer cancel()
-			r := &maintenance.Runner{Config: c, Client: cli, Log: newLogger(false)}
-			results, skipped, err := r.DefragAll(ctx)
-			out := cmd.OutOrStdout()
-			for _, res := range results {
-				fmt.Fprintf(out, "%s: %s → %s (reclaimed %s) in %s\n", res.Member, maintenance.Bytes(res.Before), maintenance.Bytes(res.After),
-					maintenance.Bytes(res.Reclaimed()), res.Took.Round(time.Millisecond))
-			}
-			for _, s := range skipped {
-				fmt.Fprintf(out, "%s: %s\n", s.Action, s.Reason)
-			}
-			return err
+			})
 		},
 	}
 	addConfigFlag(cmd, &path)
-	cmd.Flags().StringVar(&endpoint, "endpoint", "", "client URL to reach the cluster through (default: this member's)")
+	addEndpointFlag(cmd, &endpoint)
 	return cmd
 }

@@ -1,7 +1,8 @@
 // Package linearizability records what clients did to an etcd cluster (every put and get, with invocation and
 // completion times) and checks the history against a single-key register model with porcupine. A write whose
 // outcome is unknown (error or timeout) may have taken effect at any time after it was invoked; a failed read
-// tells nothing and is dropped. Error counts are not the verdict: linearizability is.
+// tells nothing and is dropped. Error counts are not the verdict: linearizability is. The integration tests and
+// the acceptance suite's consumer both check their histories here, so there is one model to trust.
 package linearizability
 
 import (
@@ -9,6 +10,7 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"sort"
 	"sync"
 	"time"
 
@@ -73,7 +75,8 @@ type input struct {
 	value string
 }
 
-// registerModel is one key holding one string value ("" = absent), partitioned by key.
+// registerModel is a single-key register per key: every key is its own partition, whose state is the key's value
+// ("" = absent). A put sets it; a get must return it.
 var registerModel = porcupine.Model{
 	Partition: func(history []porcupine.Operation) [][]porcupine.Operation {
 		byKey := map[string][]porcupine.Operation{}
@@ -99,36 +102,67 @@ var registerModel = porcupine.Model{
 		}
 		return out.(string) == state.(string), state
 	},
+	Equal: func(a, b any) bool { return a.(string) == b.(string) },
 	DescribeOperation: func(in, out any) string {
 		i := in.(input)
 		if i.put {
 			return fmt.Sprintf("put(%q)", i.value)
 		}
-		return fmt.Sprintf("get() -> %q", out)
+		return fmt.Sprintf("get() -> %q", out.(string))
 	},
+	DescribeState: func(s any) string { return fmt.Sprintf("%q", s.(string)) },
 }
 
-// Check reports whether ops are linearizable. An Unknown result means the checker ran out of time.
-func Check(ops []Op, timeout time.Duration) porcupine.CheckResult {
-	var history []porcupine.Operation
+// operations turns recorded ops into porcupine operations, sorted by call time: a failed read is dropped (it
+// constrains nothing); a failed write may take effect at any time after its call (its return is infinitely late).
+func operations(ops []Op) []porcupine.Operation {
 	var origin time.Time
 	for _, op := range ops {
 		if origin.IsZero() || op.Call.Before(origin) {
 			origin = op.Call
 		}
 	}
+	out := make([]porcupine.Operation, 0, len(ops))
 	for _, op := range ops {
 		ret := op.Return.Sub(origin).Nanoseconds()
 		switch {
 		case !op.Done && !op.Put:
-			continue // a failed read constrains nothing
+			continue
 		case !op.Done:
-			ret = math.MaxInt64 // an unknown write may take effect at any later time
+			ret = math.MaxInt64
 		}
-		history = append(history, porcupine.Operation{ClientId: op.Client, Input: input{put: op.Put, value: op.Value},
+		out = append(out, porcupine.Operation{ClientId: op.Client, Input: input{put: op.Put, value: op.Value},
 			Call: op.Call.Sub(origin).Nanoseconds(), Output: op.Value, Return: ret, Metadata: op.Key})
 	}
-	return porcupine.CheckOperationsTimeout(registerModel, history, timeout)
+	sort.SliceStable(out, func(i, j int) bool { return out[i].Call < out[j].Call })
+	return out
+}
+
+// Verdict of a linearizability check.
+type Verdict string
+
+const (
+	Linearizable    Verdict = "linearizable"
+	NotLinearizable Verdict = "NOT linearizable"
+	Unknown         Verdict = "unknown (checker timed out)"
+)
+
+// Check checks ops against the register model within timeout. When the history is not linearizable and vizPath
+// is not empty, porcupine's visualization of the violation is written there.
+func Check(ops []Op, timeout time.Duration, vizPath string) (Verdict, error) {
+	res, info := porcupine.CheckOperationsVerbose(registerModel, operations(ops), timeout)
+	switch res {
+	case porcupine.Ok:
+		return Linearizable, nil
+	case porcupine.Unknown:
+		return Unknown, nil
+	}
+	if vizPath != "" {
+		if err := porcupine.VisualizePath(registerModel, info, vizPath); err != nil {
+			return NotLinearizable, fmt.Errorf("linearizability visualization %s: %w", vizPath, err)
+		}
+	}
+	return NotLinearizable, nil
 }
 
 // Workload runs clients that each put unique values to and get from a few keys under prefix, at about rate
