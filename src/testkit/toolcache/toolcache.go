@@ -15,6 +15,7 @@ import (
 	"regexp"
 	"strings"
 	"sync"
+	"syscall"
 )
 
 // Tool names a binary built from a package of a module.
@@ -50,15 +51,41 @@ func (t Tool) Path(root string) (string, error) {
 	if _, err := os.Stat(bin); err == nil {
 		return bin, nil
 	}
-	if err := t.build(dir, bin); err != nil {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return "", err
+	}
+	// go test runs test binaries in parallel, and several may need the same tool on a machine that has not built
+	// it yet: the first takes the lock and builds, the others wait for it and then find the binary.
+	unlock, err := lockFile(filepath.Join(dir, ".lock"))
+	if err != nil {
+		return "", err
+	}
+	defer unlock()
+	if _, err := os.Stat(bin); err == nil {
+		return bin, nil
+	}
+	if err := t.build(bin); err != nil {
 		return "", fmt.Errorf("building %s@%s: %w", t.Module, t.Version, err)
 	}
 	return bin, nil
 }
 
+// lockFile takes an exclusive flock on path (created if needed), waiting while another process holds it.
+func lockFile(path string) (unlock func(), err error) {
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR, 0o644)
+	if err != nil {
+		return nil, err
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("locking %s: %w", path, err)
+	}
+	return func() { f.Close() }, nil
+}
+
 var replaceBlock = regexp.MustCompile(`(?ms)^replace \($.*?^\)$|^replace .*$`)
 
-func (t Tool) build(dir, bin string) error {
+func (t Tool) build(bin string) error {
 	out, err := exec.Command("go", "mod", "download", "-json", t.Module+"@"+t.Version).Output()
 	if err != nil {
 		return fmt.Errorf("go mod download: %w", err)
@@ -87,9 +114,6 @@ func (t Tool) build(dir, bin string) error {
 		return err
 	}
 	if err := os.WriteFile(gomod, replaceBlock.ReplaceAll(b, nil), 0o644); err != nil {
-		return err
-	}
-	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return err
 	}
 	tmp := bin + ".tmp"
