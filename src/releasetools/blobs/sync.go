@@ -216,7 +216,7 @@ func syncModules(ctx context.Context, o Options, env goEnvironment, blobPath str
 	}
 	modList := slices.Compact(slices.Sorted(slices.Values(strings.Fields(mods))))
 	h := sha256.New()
-	fmt.Fprintf(h, "modules v1 %s\n", env.GOVERSION)
+	fmt.Fprintf(h, "modules v2 %s\n", env.GOVERSION)
 	fmt.Fprintf(h, "go.mod %x\ngo.sum %x\n", sha256.Sum256(goMod), sha256.Sum256(goSum))
 	fmt.Fprintf(h, "packages %s tests %v\nmodules %s\n", strings.Join(pkgs, " "), tests, strings.Join(modList, " "))
 	key := hex.EncodeToString(h.Sum(nil))
@@ -236,7 +236,9 @@ func syncModules(ctx context.Context, o Options, env goEnvironment, blobPath str
 		"GOMODCACHE=" + modcache,
 		"GOPROXY=file://" + filepath.ToSlash(filepath.Join(env.GOMODCACHE, "cache", "download")),
 		"GOSUMDB=off", // go.sum is complete; nothing is looked up
-		"GOFLAGS=-mod=readonly -modcacherw",
+		// -buildvcs=false: otherwise the go command derives the main module's pseudo-version from the checkout's
+		// commit and records it as a download (.info), so the blob would change with every commit.
+		"GOFLAGS=-mod=readonly -modcacherw -buildvcs=false",
 		"GOTOOLCHAIN=local",
 		"GOWORK=off",
 	}

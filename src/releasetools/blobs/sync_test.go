@@ -6,6 +6,7 @@ import (
 	"context"
 	"io"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -43,6 +44,12 @@ func TestSyncIsCachedAndIdempotent(t *testing.T) {
 	write("src/cmd/x/main.go", "package main\n\nimport \"github.com/spf13/pflag\"\n\nfunc main() { pflag.Parse() }\n")
 	write("config/blobs.yml", "---\nother/thing.tgz:\n  size: 3\n  object_id: abc\n  sha: sha256:00\ngolang/go1.0.linux-amd64.tar.gz:\n  size: 1\n  sha: sha256:11\n")
 	write("blobs/golang/go1.0.linux-amd64.tar.gz", "x")
+	// A git checkout, as a release repository is: the go command derives the main module's version from the
+	// commit, and that must not reach the modules blob (it would change with every commit).
+	for _, args := range [][]string{{"init", "-q"}, {"add", "."}, {"-c", "user.name=t", "-c", "user.email=t@example.com", "commit", "-qm", "x"}} {
+		out, err := exec.Command("git", append([]string{"-C", repo}, args...)...).CombinedOutput()
+		require.NoError(t, err, "git %v: %s", args, out)
+	}
 
 	var logs []string
 	o := Options{RepoDir: repo, MainPackages: []string{"./src/cmd/x"}, Logf: func(f string, a ...any) { logs = append(logs, f) }}
@@ -72,6 +79,7 @@ func TestSyncIsCachedAndIdempotent(t *testing.T) {
 	for _, n := range names {
 		require.True(t, n == "go.mod" || n == "go.sum" || strings.HasPrefix(n, "modcache/cache/download/"), n)
 		require.NotContains(t, n, ".lock")
+		require.NotContains(t, n, "example.com/r/", "the main module's own version is not a download")
 	}
 
 	second, err := Sync(context.Background(), o)
