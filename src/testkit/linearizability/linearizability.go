@@ -10,7 +10,6 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
-	"sort"
 	"sync"
 	"time"
 
@@ -113,8 +112,9 @@ var registerModel = porcupine.Model{
 	DescribeState: func(s any) string { return fmt.Sprintf("%q", s.(string)) },
 }
 
-// operations turns recorded ops into porcupine operations, sorted by call time: a failed read is dropped (it
-// constrains nothing); a failed write may take effect at any time after its call (its return is infinitely late).
+// operations turns recorded ops into porcupine operations (porcupine orders them by time itself): a failed read is
+// dropped (it constrains nothing); a failed write may take effect at any time after its call (its return is
+// infinitely late).
 func operations(ops []Op) []porcupine.Operation {
 	var origin time.Time
 	for _, op := range ops {
@@ -134,7 +134,6 @@ func operations(ops []Op) []porcupine.Operation {
 		out = append(out, porcupine.Operation{ClientId: op.Client, Input: input{put: op.Put, value: op.Value},
 			Call: op.Call.Sub(origin).Nanoseconds(), Output: op.Value, Return: ret, Metadata: op.Key})
 	}
-	sort.SliceStable(out, func(i, j int) bool { return out[i].Call < out[j].Call })
 	return out
 }
 

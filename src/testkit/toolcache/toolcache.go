@@ -14,7 +14,6 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
-	"sync"
 	"syscall"
 )
 
@@ -39,13 +38,9 @@ var Consul = Tool{Module: "github.com/hashicorp/consul", Version: "v1.20.6", Pac
 // build took 19 minutes on the 2 shared cores (a 230 MB binary).
 var SeaweedFS = Tool{Module: "github.com/seaweedfs/seaweedfs", Version: "v0.0.0-20261109003541-7506e5f91cd6", Package: "./weed", Binary: "weed"}
 
-var mu sync.Mutex
-
 // Path returns the cached binary, building it first if needed. root is the repository root (the cache lives
 // in root/.cache/tools).
 func (t Tool) Path(root string) (string, error) {
-	mu.Lock()
-	defer mu.Unlock()
 	dir := filepath.Join(root, ".cache", "tools", strings.ReplaceAll(t.Module, "/", "_")+"@"+t.Version)
 	bin := filepath.Join(dir, t.Binary)
 	if _, err := os.Stat(bin); err == nil {
@@ -55,7 +50,8 @@ func (t Tool) Path(root string) (string, error) {
 		return "", err
 	}
 	// go test runs test binaries in parallel, and several may need the same tool on a machine that has not built
-	// it yet: the first takes the lock and builds, the others wait for it and then find the binary.
+	// it yet: the first takes the lock and builds, the others wait for it and then find the binary. Each call opens
+	// the lock file anew, so goroutines of one process wait on each other the same way.
 	unlock, err := lockFile(filepath.Join(dir, ".lock"))
 	if err != nil {
 		return "", err

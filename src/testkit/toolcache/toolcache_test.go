@@ -8,6 +8,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 )
@@ -62,4 +63,30 @@ func TestParallelProcessesBuildOnce(t *testing.T) {
 	left, err := filepath.Glob(filepath.Join(filepath.Dir(paths[0]), "*.tmp"))
 	require.NoError(t, err)
 	require.Empty(t, left, "no build output is left behind")
+}
+
+// Path relies on the lock alone, also between goroutines of one process: each lockFile opens the file anew.
+func TestLockFileExcludesWithinAProcess(t *testing.T) {
+	path := filepath.Join(t.TempDir(), ".lock")
+	unlock, err := lockFile(path)
+	require.NoError(t, err)
+	got := make(chan struct{})
+	go func() {
+		u, err := lockFile(path)
+		if err == nil {
+			defer u()
+		}
+		close(got)
+	}()
+	select {
+	case <-got:
+		t.Fatal("a second lockFile took the lock while the first held it")
+	case <-time.After(200 * time.Millisecond):
+	}
+	unlock()
+	select {
+	case <-got:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the second lockFile did not get the lock after the first released it")
+	}
 }
