@@ -3,6 +3,7 @@ package integration
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -185,11 +186,11 @@ func (c *cluster) waitOneCluster(n int, timeout time.Duration) string {
 func (c *cluster) oneCluster(n int) (string, string) {
 	var id string
 	for i := range c.procs {
-		out, err := c.ctl(i, "status", "--json")
+		// One call per member: a member stepping down may restart between two calls.
+		r, err := c.tryStatus(i)
 		if err != nil {
-			return "", strings.TrimSpace(out)
+			return "", fmt.Sprintf("member %d: %v", i, err)
 		}
-		r := c.status(i)
 		if id == "" {
 			id = r.ClusterID
 		}

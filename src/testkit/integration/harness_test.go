@@ -152,12 +152,26 @@ func (c *cluster) kill(i int) {
 	delete(c.procs, i)
 }
 
-// status runs `etcd_ctl status --json` through member i.
+// status runs `etcd_ctl status --json` through member i and fails the test if it gives no report.
 func (c *cluster) status(i int) *status.Report {
-	out, err := exec.Command(c.bin, "status", "--json", "--config", c.layout.ConfigPath(i)).Output()
+	r, err := c.tryStatus(i)
+	require.NoError(c.t, err, "status of member %d", i)
+	return r
+}
+
+// tryStatus runs `etcd_ctl status --json` through member i. It returns why there is no report instead of failing,
+// for waits that poll members which may restart between two calls.
+func (c *cluster) tryStatus(i int) (*status.Report, error) {
+	cmd := exec.Command(c.bin, "status", "--json", "--config", c.layout.ConfigPath(i))
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	// An unhealthy cluster or a conflict exits 2 with a report on stdout; only a missing report is an error.
+	out, runErr := cmd.Output()
 	var r status.Report
-	require.NoError(c.t, json.Unmarshal(out, &r), "status output: %s (err %v)", out, err)
-	return &r
+	if err := json.Unmarshal(out, &r); err != nil {
+		return nil, fmt.Errorf("etcd_ctl status printed no report (exit: %v): %s", runErr, strings.TrimSpace(stderr.String()))
+	}
+	return &r, nil
 }
 
 // client returns a client for the given members (all running members when none are given).
