@@ -1,7 +1,9 @@
 package cli
 
 import (
+	"context"
 	"fmt"
+	"io"
 	"os"
 
 	"github.com/spf13/cobra"
@@ -46,36 +48,41 @@ leadership is moved away. Prints the number of seconds BOSH should wait (0) on s
 		Args:               cobra.ArbitraryArgs,
 		DisableFlagParsing: false,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			req, err := drain.ParseRequest(args, os.Getenv("BOSH_JOB_STATE"), os.Getenv("BOSH_JOB_NEXT_STATE"))
-			if err != nil {
-				return err
-			}
-			c, err := loadConfig(path)
-			if err != nil {
-				return err
-			}
-			lg := newLogger(c.Etcd.EnableDebugLogging)
-			defer lg.Sync()
 			ctx, cancel := signalContext()
 			defer cancel()
-			if err := os.MkdirAll(c.Paths.RunDir, 0o755); err != nil {
-				return err
-			}
-			if req.PreStop, err = drain.ReadPreStop(c.Paths.RunDir); err != nil {
-				return err
-			}
-			secs, err := drain.Run(ctx, c, peers.ForClient(c, lg), req, supervisor.DrainMarker(c), lg)
-			if err != nil {
-				// The record stays, so that a retried drain decides the same way.
-				return err
-			}
-			if req.Kind != "job_check_status" {
-				drain.ClearPreStop(c.Paths.RunDir)
-			}
-			fmt.Fprintln(cmd.OutOrStdout(), secs)
-			return nil
+			return runDrain(ctx, path, args, cmd.OutOrStdout())
 		},
 	}
 	addConfigFlag(cmd, &path)
 	return cmd
+}
+
+// runDrain decides with what pre-stop recorded and BOSH's job state, and prints the seconds BOSH should wait.
+func runDrain(ctx context.Context, path string, args []string, stdout io.Writer) error {
+	req, err := drain.ParseRequest(args, os.Getenv("BOSH_JOB_STATE"), os.Getenv("BOSH_JOB_NEXT_STATE"))
+	if err != nil {
+		return err
+	}
+	c, err := loadConfig(path)
+	if err != nil {
+		return err
+	}
+	lg := newLogger(c.Etcd.EnableDebugLogging)
+	defer lg.Sync()
+	if err := os.MkdirAll(c.Paths.RunDir, 0o755); err != nil {
+		return err
+	}
+	if req.PreStop, err = drain.ReadPreStop(c.Paths.RunDir); err != nil {
+		return err
+	}
+	secs, err := drain.Run(ctx, c, peers.ForClient(c, lg), req, supervisor.DrainMarker(c), lg)
+	if err != nil {
+		// The record stays, so that a retried drain decides the same way.
+		return err
+	}
+	if req.Kind != "job_check_status" {
+		drain.ClearPreStop(c.Paths.RunDir)
+	}
+	fmt.Fprintln(stdout, secs)
+	return nil
 }

@@ -1,8 +1,10 @@
 package cli
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -27,49 +29,9 @@ func newStatusCmd() *cobra.Command {
 		Short: "Show this member and the cluster as seen from it (members, leader, health, raft index; with consul, the agent's registrations)",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			c, err := loadConfig(o.configPath)
-			if err != nil {
-				return err
-			}
-			ep := o.endpoint
-			if ep == "" {
-				ep = c.Self().ClientURL
-			}
 			ctx, cancel := signalContext()
 			defer cancel()
-			r, err := status.Gather(ctx, c, ep)
-			if err != nil {
-				// The moved-aside copies are on this disk: show them even when etcd does not answer.
-				local := &status.Report{}
-				local.AddMovedAside(c.Paths.DataDir)
-				status.PrintMovedAside(cmd.ErrOrStderr(), local)
-				if conflict, _ := membership.ReadConflict(c); conflict != "" {
-					return fmt.Errorf("%w\nCONFLICT: %s", err, conflict)
-				}
-				return err
-			}
-			r.AddMaintenance(c)
-			if c.Etcd.Consul.Enabled {
-				r.AddConsul(ctx, peers.NewConsul(c, zap.NewNop(), false))
-			}
-			r.AddMovedAside(c.Paths.DataDir)
-			r.AddBackup(ctx, c, time.Now())
-			if o.json {
-				enc := json.NewEncoder(cmd.OutOrStdout())
-				enc.SetIndent("", "  ")
-				if err := enc.Encode(r); err != nil {
-					return err
-				}
-			} else {
-				status.Print(cmd.OutOrStdout(), r)
-			}
-			if r.Conflict != "" {
-				return &ExitError{Code: 2, Err: fmt.Errorf("conflict: %s", r.Conflict)}
-			}
-			if !r.Healthy {
-				return &ExitError{Code: 2, Err: fmt.Errorf("cluster %s is not healthy", r.ClusterID)}
-			}
-			return nil
+			return o.run(ctx, cmd.OutOrStdout(), cmd.ErrOrStderr())
 		},
 	}
 	addConfigFlag(cmd, &o.configPath)
@@ -121,4 +83,55 @@ func postStartTimeout(secs int) (time.Duration, error) {
 			Problem: fmt.Sprintf("got %d, must be between 1 and %d seconds (default 600)", secs, config.MaxPostStartTimeoutInSeconds)}
 	}
 	return time.Duration(secs) * time.Second, nil
+}
+
+// run prints the report; an unhealthy cluster or a recorded conflict exits 2 after the report, so that scripts
+// can tell "etcd answered, and something is wrong" from "etcd did not answer" (exit 1).
+func (o *statusOptions) run(ctx context.Context, stdout, stderr io.Writer) error {
+	c, err := loadConfig(o.configPath)
+	if err != nil {
+		return err
+	}
+	ep := o.endpoint
+	if ep == "" {
+		ep = c.Self().ClientURL
+	}
+	r, err := status.Gather(ctx, c, ep)
+	if err != nil {
+		return unreachable(c, stderr, err)
+	}
+	r.AddMaintenance(c)
+	if c.Etcd.Consul.Enabled {
+		r.AddConsul(ctx, peers.NewConsul(c, zap.NewNop(), false))
+	}
+	r.AddMovedAside(c.Paths.DataDir)
+	r.AddBackup(ctx, c, time.Now())
+	if o.json {
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		if err := enc.Encode(r); err != nil {
+			return err
+		}
+	} else {
+		status.Print(stdout, r)
+	}
+	if r.Conflict != "" {
+		return &ExitError{Code: 2, Err: fmt.Errorf("conflict: %s", r.Conflict)}
+	}
+	if !r.Healthy {
+		return &ExitError{Code: 2, Err: fmt.Errorf("cluster %s is not healthy", r.ClusterID)}
+	}
+	return nil
+}
+
+// unreachable explains a member whose etcd does not answer with what this disk holds: the moved-aside copies
+// and a recorded conflict.
+func unreachable(c *config.Config, stderr io.Writer, err error) error {
+	local := &status.Report{}
+	local.AddMovedAside(c.Paths.DataDir)
+	status.PrintMovedAside(stderr, local)
+	if conflict, _ := membership.ReadConflict(c); conflict != "" {
+		return fmt.Errorf("%w\nCONFLICT: %s", err, conflict)
+	}
+	return err
 }
